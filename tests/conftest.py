@@ -1,0 +1,37 @@
+"""Shared fixtures: fake credentials for every test, and a moto server reached over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import moto_server
+
+# jsii prints a large end-of-life banner on Node 20 at import; the pinned CDK works with it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may ever reach a real AWS account: fake credentials, a fixed region, no profile."""
+    for name, value in moto_server.FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session")
+def moto_server_url() -> Iterator[str]:
+    with moto_server.running_moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def moto_endpoint(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point every botocore client at the moto server (AWS_ENDPOINT_URL) with fresh state per test."""
+    moto_server.reset_moto(moto_server_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server_url)
+    yield moto_server_url
