@@ -30,8 +30,8 @@ def moto_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def moto_endpoint(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_endpoint(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point every botocore client at the moto server (AWS_ENDPOINT_URL) with fresh state per test."""
     moto_server.reset_moto(moto_server_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server_url)
-    yield moto_server_url
+    return moto_server_url
