@@ -1,0 +1,209 @@
+"""The auto-stop unit: EventBridge rules -> stop Lambda -> (StopTrainingJob, AddTags, SNS), with its DLQ,
+topic and alarms. The Lambda's runtime code lives in ``lambdas/stop_training_job/``.
+
+The construct makes resources and exposes them as attributes; the stack (infra/stacks.py) grants the
+function what it may do, so every permission is visible in one place. What this module and the Lambda
+share (environment variables, metric names, handler string) is spelled out once, in the constants and
+``stop_function_environment`` below; the Lambda reads nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra import bundling, defaults, event_patterns
+from infra.config import AutostopSettings
+
+STOP_FUNCTION_SOURCE = bundling.REPOSITORY_ROOT / "lambdas" / "stop_training_job"
+STOP_FUNCTION_HANDLER = "stop_training_job.app.handler"
+
+SERVICE_NAME = "stop-training-job"
+METRICS_NAMESPACE = "Autostop"
+ISSUES_FOUND_METRIC = "IssuesFound"
+
+# EventBridge -> Lambda delivery retries. Deliveries fail only when Lambda refuses the asynchronous invoke
+# (throttled API, missing permission); after that Lambda owns retries (see defaults.python_function). A
+# stop request older than an hour is stale: the job has run on for an hour or has ended.
+TARGET_MAX_EVENT_AGE = cdk.Duration.hours(1)
+TARGET_RETRY_ATTEMPTS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoStopRules:
+    training_job_state_change: events.Rule
+    in_container_rule_evaluation: events.Rule
+    rule_alarm_state_change: events.Rule
+
+    @property
+    def all(self) -> tuple[events.Rule, ...]:
+        return (
+            self.training_job_state_change,
+            self.in_container_rule_evaluation,
+            self.rule_alarm_state_change,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoStopAlarms:
+    stop_function_errors: cloudwatch.Alarm
+    dead_letter_queue_messages: cloudwatch.Alarm
+    rule_issues_found: cloudwatch.Alarm
+
+    @property
+    def all(self) -> tuple[cloudwatch.Alarm, ...]:
+        return (self.stop_function_errors, self.dead_letter_queue_messages, self.rule_issues_found)
+
+
+def stop_function_environment(settings: AutostopSettings, *, topic_arn: str) -> dict[str, str]:
+    """The stop Lambda's whole configuration: the handler reads only these (and Powertools' own)."""
+    return {
+        "AUTOSTOP_TAG_KEY": settings.tag_key,
+        "AUTOSTOP_TAG_VALUE": settings.tag_value,
+        "AUTOSTOP_JOB_PREFIX": settings.job_prefix,
+        "AUTOSTOP_STOPPING_RULES": settings.stopping_rules_setting,
+        "AUTOSTOP_DRY_RUN": "true" if settings.dry_run else "false",
+        "AUTOSTOP_TOPIC_ARN": topic_arn,
+        "AUTOSTOP_ALARM_PREFIX": settings.alarm_prefix,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+class AutoStop(Construct):
+    """Stops opted-in SageMaker training jobs whose Debugger/Profiler rules found issues.
+
+    Attributes: ``function``, ``role``, ``log_group`` (the stop Lambda), ``dead_letter_queue`` (events that
+    could not be delivered or processed), ``topic`` and ``topic_key`` (notifications, KMS-encrypted),
+    ``email_subscription`` (or None), ``rules`` and ``alarms``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: AutostopSettings,
+        source_directory: Path = STOP_FUNCTION_SOURCE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+
+        notifications = defaults.encrypted_topic(self, "Notifications", display_name="autostop notifications")
+        self.encrypted_topic = notifications
+        self.topic: sns.Topic = notifications.topic
+        self.topic_key = notifications.key
+        self.email_subscription: sns.Subscription | None = (
+            self.topic.add_subscription(subscriptions.EmailSubscription(settings.notification_email))
+            if settings.notification_email
+            else None
+        )
+
+        # One dead-letter queue for both failure points, so nothing is lost and one alarm covers both:
+        # EventBridge deliveries that fail (target DLQ) and invocations that still fail after Lambda's
+        # retries (the function's DeadLetterConfig). Both keep the original event as the message body.
+        self.dead_letter_queue = defaults.dead_letter_queue(self, "DeadLetterQueue")
+
+        stop_function = defaults.python_function(
+            self,
+            "StopFunction",
+            code=bundling.python_lambda_code(source_directory),
+            handler=STOP_FUNCTION_HANDLER,
+            description="Stops opted-in SageMaker training jobs whose Debugger rules found issues",
+            environment=stop_function_environment(settings, topic_arn=self.topic.topic_arn),
+            reserved_concurrent_executions=settings.stop_function_reserved_concurrency,
+            log_retention=defaults.log_retention(settings.log_retention_days),
+            timeout=cdk.Duration.seconds(30),
+            memory_size=256,
+            dead_letter_queue=self.dead_letter_queue,
+        )
+        self.function: lambda_.Function = stop_function.function
+        self.role = stop_function.role
+        self.log_group = stop_function.log_group
+
+        self.rules = AutoStopRules(
+            training_job_state_change=self._rule(
+                "TrainingJobStateChangeRule",
+                description="SageMaker training job ended, or one of its rules found issues",
+                pattern=event_patterns.training_job_state_change(settings),
+            ),
+            in_container_rule_evaluation=self._rule(
+                "InContainerRuleEvaluationRule",
+                description="The training container's rule evaluator found issues",
+                pattern=event_patterns.in_container_rule_evaluation(settings),
+            ),
+            rule_alarm_state_change=self._rule(
+                "RuleAlarmStateChangeRule",
+                description="A per-job rule alarm went to ALARM",
+                pattern=event_patterns.rule_alarm_state_change(settings),
+            ),
+        )
+
+        self.alarms = AutoStopAlarms(
+            stop_function_errors=defaults.function_errors_alarm(
+                self,
+                "StopFunctionErrorsAlarm",
+                function=self.function,
+                topic=self.topic,
+                description="The autostop stop Lambda failed (retried; what still fails ends in the DLQ)",
+            ),
+            dead_letter_queue_messages=defaults.queue_depth_alarm(
+                self,
+                "DeadLetterQueueAlarm",
+                queue=self.dead_letter_queue,
+                topic=self.topic,
+                description="Events the autostop stop Lambda could not handle are waiting in its dead-letter "
+                "queue (inspect, then redrive or purge)",
+            ),
+            rule_issues_found=defaults.notify(
+                cloudwatch.Alarm(
+                    self,
+                    "RuleIssuesFoundAlarm",
+                    alarm_description="A training rule found issues in at least one job of this account "
+                    "(IssuesFound published by the stop Lambda)",
+                    metric=cloudwatch.Metric(
+                        namespace=METRICS_NAMESPACE,
+                        metric_name=ISSUES_FOUND_METRIC,
+                        dimensions_map={"service": SERVICE_NAME},
+                        statistic=cloudwatch.Stats.SUM,
+                        period=cdk.Duration.minutes(5),
+                    ),
+                    threshold=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    evaluation_periods=1,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                ),
+                self.topic,
+            ),
+        )
+
+    def _rule(self, construct_id: str, *, description: str, pattern: event_patterns.Pattern) -> events.Rule:
+        """A rule on the default bus targeting the stop Lambda, with a retry policy and the shared DLQ
+        (CDK adds a queue policy letting exactly this rule send to it)."""
+        detail_type = pattern["detail-type"]
+        return events.Rule(
+            self,
+            construct_id,
+            description=f"autostop: {description}",
+            event_pattern=events.EventPattern(
+                source=pattern["source"], detail_type=detail_type, detail=pattern["detail"]
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    dead_letter_queue=self.dead_letter_queue,
+                    max_event_age=TARGET_MAX_EVENT_AGE,
+                    retry_attempts=TARGET_RETRY_ATTEMPTS,
+                )
+            ],
+        )

@@ -1,0 +1,160 @@
+"""Stacks: compose the constructs and own every grant between them, in one readable place.
+
+Why grants here and not inside the construct: a reviewer auditing "what may the stop Lambda do" reads one
+method, and each permission carries the reason it is scoped the way it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra import defaults
+from infra.auto_stop import AutoStop
+from infra.config import AUDIT_TAG_KEYS, AutostopSettings
+
+# Service Authorization Reference, "Actions, resources, and condition keys for Amazon SageMaker":
+# StopTrainingJob, DescribeTrainingJob, ListTags and AddTags all take the `training-job` resource type,
+# and that resource type lists the condition key aws:ResourceTag/${TagKey}. So all four are conditioned on
+# the opt-in tag. (ListTags lists training-job as an optional resource type; conditioning it costs nothing
+# because the handler calls DescribeTrainingJob, equally conditioned, first: an untagged job is already an
+# AccessDenied "out of scope" skip there.) AddTags additionally lists aws:TagKeys / aws:RequestTag, so it is
+# limited to writing the three audit tag keys and can never add or overwrite the opt-in tag itself.
+SAGEMAKER_READ_AND_STOP_ACTIONS = (
+    "sagemaker:DescribeTrainingJob",
+    "sagemaker:ListTags",
+    "sagemaker:StopTrainingJob",
+)
+SAGEMAKER_TAG_ACTIONS = ("sagemaker:AddTags",)
+# CloudWatch: DescribeAlarms and DeleteAlarms take the `alarm` resource type (required), so both are limited
+# to the per-job alarm name prefix.
+CLOUDWATCH_ALARM_ACTIONS = ("cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms")
+
+
+def training_job_arn_pattern(stack: cdk.Stack, settings: AutostopSettings) -> str:
+    """``arn:<partition>:sagemaker:<region>:<account>:training-job/<job prefix>*``: this account and region,
+    prefix-scoped when a job prefix is configured."""
+    return (
+        f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:training-job/{settings.job_prefix}*"
+    )
+
+
+def per_job_alarm_arn_pattern(stack: cdk.Stack, settings: AutostopSettings) -> str:
+    """``arn:...:cloudwatch:<region>:<account>:alarm:<alarm prefix><job prefix>*``."""
+    return (
+        f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:"
+        f"{settings.per_job_alarm_name_prefix}*"
+    )
+
+
+def nag_resource_finding(stack: cdk.Stack, arn: str) -> str:
+    """The id cdk-nag gives an IAM5 wildcard-resource finding on ``arn``: pseudo-parameter tokens are
+    rendered as ``<AWS::Partition>``, ``<AWS::Region>``, ``<AWS::AccountId>`` (concrete values stay)."""
+    rendered = arn
+    for value, name in (
+        (stack.partition, "<AWS::Partition>"),
+        (stack.region, "<AWS::Region>"),
+        (stack.account, "<AWS::AccountId>"),
+    ):
+        if cdk.Token.is_unresolved(value):
+            rendered = rendered.replace(value, name)
+    return f"AwsSolutions-IAM5[Resource::{rendered}]"
+
+
+class AutostopStack(cdk.Stack):
+    """The auto-termination core (issue 2): rules, stop Lambda, DLQ, topic, alarms, and the Lambda's grants.
+
+    Outputs: the notification topic ARN, the stop function name and the dead-letter queue URL.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: AutostopSettings, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self._refuse_alarm_name_collision(settings)
+        self.auto_stop = AutoStop(self, "AutoStop", settings=settings)
+        self._grant_stop_function(settings)
+
+        cdk.CfnOutput(
+            self,
+            "NotificationTopicArn",
+            value=self.auto_stop.topic.topic_arn,
+            description="SNS topic with stop notifications and alarms (subscribe to it)",
+        )
+        cdk.CfnOutput(
+            self,
+            "StopFunctionName",
+            value=self.auto_stop.function.function_name,
+            description="The Lambda function that stops training jobs",
+        )
+        cdk.CfnOutput(
+            self,
+            "DeadLetterQueueUrl",
+            value=self.auto_stop.dead_letter_queue.queue_url,
+            description="Events the stop Lambda could not handle (inspect, then redrive or purge)",
+        )
+
+    def _refuse_alarm_name_collision(self, settings: AutostopSettings) -> None:
+        """CloudFormation names this stack's alarms ``<stack name>-<id>-<suffix>``. If that could start with
+        the per-job alarm prefix, the stop Lambda could delete them and rule (c) would route them to it."""
+        generated = f"{self.stack_name}-"
+        if generated.startswith(settings.alarm_prefix) or settings.alarm_prefix.startswith(generated):
+            raise ValueError(
+                f"stack name {self.stack_name!r} clashes with autostop:alarmPrefix "
+                f"{settings.alarm_prefix!r}: the stack's own alarm names would start with the per-job "
+                "alarm prefix; rename one of them"
+            )
+
+    def _grant_stop_function(self, settings: AutostopSettings) -> None:
+        role = self.auto_stop.role
+        training_jobs = training_job_arn_pattern(self, settings)
+        alarms = per_job_alarm_arn_pattern(self, settings)
+        opted_in = {f"aws:ResourceTag/{settings.tag_key}": settings.tag_value}
+
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeAndStopOptedInTrainingJobs",
+                actions=list(SAGEMAKER_READ_AND_STOP_ACTIONS),
+                resources=[training_jobs],
+                conditions={"StringEquals": opted_in},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TagStoppedTrainingJobsWithAuditTagsOnly",
+                actions=list(SAGEMAKER_TAG_ACTIONS),
+                resources=[training_jobs],
+                conditions={
+                    "StringEquals": opted_in,
+                    "ForAllValues:StringEquals": {"aws:TagKeys": list(AUDIT_TAG_KEYS)},
+                },
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeAndDeletePerJobAlarms",
+                actions=list(CLOUDWATCH_ALARM_ACTIONS),
+                resources=[alarms],
+            )
+        )
+        defaults.grant_publish(self.auto_stop.encrypted_topic, role)
+
+        # The only wildcards in the role: name prefixes, because the jobs and alarms are created after
+        # deployment with names nobody knows yet. Each is scoped to this account and region.
+        defaults.acknowledge(
+            role,
+            rule_id=nag_resource_finding(self, training_jobs),
+            reason="Training jobs are created after deployment under unknown names: the ARN is limited "
+            "to this account, region and the configured job prefix, and every action is conditioned on "
+            "the opt-in tag (aws:ResourceTag), AddTags also on the three audit tag keys (aws:TagKeys).",
+        )
+        defaults.acknowledge(
+            role,
+            rule_id=nag_resource_finding(self, alarms),
+            reason="Per-job alarms are created by training launchers as '<alarm prefix><job>/<rule>', "
+            "names not known at deploy time: the ARN is limited to this account, region and that name "
+            "prefix, so the function can describe and delete only per-job alarms, never this stack's own.",
+        )

@@ -1,0 +1,346 @@
+"""The stop Lambda's AWS adapter: one EventBridge event in; StopTrainingJob, AddTags, SNS and metrics out.
+
+Every judgement lives in ``decision`` (pure, shared with the local sweep runner). This module only learns the
+facts the decision needs (``DescribeTrainingJob``, ``ListTags``) and carries the decision out:
+
+    interpret -> (finished job: delete its per-job alarms) -> screen -> Describe + ListTags -> decide
+      -> STOP: StopTrainingJob -> AddTags -> SNS      DRY_RUN: SNS only      SKIP: nothing
+      -> EMF metrics and one structured log line; the outcome dict is returned.
+
+Failure policy: malformed or foreign events are a logged skip (never retried, never a stop). Throttling and
+5xx are retried by botocore (standard mode, ``MAX_ATTEMPTS``), then raised, so EventBridge retries the event
+and its dead-letter queue keeps what still fails. A retried event is harmless: a job that is already
+Stopping/Stopped/Completed/Failed is a no-op success.
+
+boto3 is imported on first use, not at import: most events (state changes without an issue, malformed or
+foreign events) are settled by ``decision.screen`` without any AWS call, and the module import is the
+cold-start cost every container pays (``bench/stop_handler.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import decision
+
+# Fixed by CONTRACTS (the account-wide "rule issues" alarm reads namespace Autostop, service dimension).
+SERVICE_NAME: Final = "stop-training-job"
+METRICS_NAMESPACE: Final = "Autostop"
+
+# botocore retry policy: standard mode (exponential backoff with jitter, throttling-aware), attempts in total.
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_S: Final = 2
+READ_TIMEOUT_S: Final = 5
+DELETE_ALARMS_BATCH: Final = 100  # DeleteAlarms accepts at most 100 names per call.
+SNS_SUBJECT_MAX_LENGTH: Final = 100
+
+ACCESS_DENIED_CODES: Final = frozenset({"AccessDeniedException", "AccessDenied"})
+NOT_FOUND_CODES: Final = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+_clients: dict[str, Any] = {}
+
+
+def _client(service_name: str) -> Any:
+    """A boto3 client per service, created on first use and kept for the container's lifetime."""
+    client = _clients.get(service_name)
+    if client is None:
+        import boto3
+        from botocore.config import Config as BotocoreConfig
+
+        client = boto3.client(
+            service_name,
+            config=BotocoreConfig(
+                retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+            ),
+        )
+        _clients[service_name] = client
+    return client
+
+
+def reset_clients() -> None:
+    """Forget the cached clients. Lambda never needs this (a container's endpoints and credentials chain do
+    not change); tests point botocore at a different local endpoint, or retry policy, per test."""
+    _clients.clear()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: object, context: LambdaContext) -> dict[str, object]:
+    """Handle one EventBridge event (SageMaker state change, in-container rule event, or alarm change)."""
+    try:
+        config = decision.config_from_environment(os.environ)
+    except decision.ConfigError as error:
+        logger.error(
+            "invalid settings: the stop function cannot decide anything", extra={"problem": str(error)}
+        )
+        raise
+    facts = _interpret(event, config)
+    if isinstance(facts, decision.IgnoredEvent):
+        ignored = decision.Decision(
+            decision.Action.SKIP, facts.reason, facts.detail, facts.job_name, facts.source
+        )
+        return _finish(ignored, event=event)
+
+    logger.append_keys(job=facts.job_name, source=facts.source.value, event_id=facts.event_id)
+    _count_issues(facts)
+    alarms_deleted = _delete_job_alarms(facts.job_name, config) if facts.job_finished else None
+
+    verdict = decision.screen(facts, config)
+    job_arn = ""
+    if verdict is None:
+        verdict, job_arn = _decide_with_lookups(facts, config)
+
+    failure: Exception | None = None
+    if verdict.action is decision.Action.STOP:  # decide() stops only a job whose ARN it has checked
+        verdict, failure = _stop(verdict, job_arn, config)
+    elif verdict.action is decision.Action.DRY_RUN:
+        _notify(verdict, config, added_tags=None)
+    result = _finish(verdict, alarms_deleted=alarms_deleted)
+    if failure is not None:
+        # The job IS stopped (and counted); AddTags or the notification failed after botocore's retries.
+        # Raising makes the Errors alarm tell the operator; a retried event finds the job Stopping: no-op.
+        raise failure
+    return result
+
+
+def _interpret(event: object, config: decision.Config) -> decision.EventFacts | decision.IgnoredEvent:
+    """``interpret_event`` never raises by design (property-tested). Should an event the tests never imagined
+    make it raise anyway, the event is still a logged skip: retrying it could only fail the same way."""
+    try:
+        return decision.interpret_event(event, config)
+    except Exception:
+        logger.exception("event interpretation failed unexpectedly", extra=decision.summarize_event(event))
+        return decision.IgnoredEvent(
+            decision.Reason.MALFORMED_EVENT, "interpretation failed unexpectedly (see the logged exception)"
+        )
+
+
+def _decide_with_lookups(
+    facts: decision.EventFacts, config: decision.Config
+) -> tuple[decision.Decision, str]:
+    """Look the job up as it is NOW (events are stale, repeated, out of order), then decide."""
+    sagemaker = _client("sagemaker")
+    description: dict[str, Any] | None
+    try:
+        description = sagemaker.describe_training_job(TrainingJobName=facts.job_name)
+    except ClientError as error:
+        if _is_access_denied(error):
+            return _access_denied(facts, "DescribeTrainingJob"), ""
+        if not _is_not_found(error):
+            raise
+        description = None
+
+    job_arn = ""
+    tags: dict[str, str] = {}
+    if description is not None and isinstance(description.get("TrainingJobArn"), str):
+        job_arn = str(description["TrainingJobArn"])
+        try:
+            for page in sagemaker.get_paginator("list_tags").paginate(ResourceArn=job_arn):
+                tags.update(decision.tags_from_list(page.get("Tags")))
+        except ClientError as error:
+            if _is_access_denied(error):
+                return _access_denied(facts, "ListTags"), ""
+            if not _is_not_found(error):
+                raise
+            description = None
+    return decision.decide(facts, description, tags, config), job_arn
+
+
+def _access_denied(facts: decision.EventFacts, operation: str) -> decision.Decision:
+    # IAM allows the SageMaker actions only on jobs carrying the opt-in tag (aws:ResourceTag condition), so
+    # AccessDenied means "not opted in": out of scope, not an error.
+    return decision.Decision.skip(
+        decision.Reason.OUT_OF_SCOPE_ACCESS_DENIED,
+        f"{operation} was denied: the job does not carry the opt-in tag the IAM policy requires",
+        facts,
+    )
+
+
+def _stop(
+    verdict: decision.Decision, job_arn: str, config: decision.Config
+) -> tuple[decision.Decision, Exception | None]:
+    """StopTrainingJob, then AddTags and the notification; returns the final decision and any post-stop
+    failure (raised by the handler once the outcome is recorded)."""
+    sagemaker = _client("sagemaker")
+    job_name = str(verdict.job_name)
+    try:
+        sagemaker.stop_training_job(TrainingJobName=job_name)
+    except ClientError as error:
+        if _is_not_found(error):
+            return _skipped(verdict, decision.Reason.JOB_NOT_FOUND, "StopTrainingJob: the job is gone"), None
+        if _is_access_denied(error):
+            reason = decision.Reason.OUT_OF_SCOPE_ACCESS_DENIED
+            return _skipped(verdict, reason, "StopTrainingJob was denied: the job lost its opt-in tag"), None
+        if _error_code(error) != "ValidationException":
+            raise
+        # SageMaker rejects stopping a job that is no longer InProgress (it finished, or another invocation
+        # stopped it since we described it). Confirm with a fresh description rather than parse the message.
+        status = _current_status(job_name)
+        if status == decision.IN_PROGRESS:
+            raise
+        detail = f"StopTrainingJob was rejected: the job is already {status}"
+        return _skipped(verdict, decision.Reason.JOB_NOT_IN_PROGRESS, detail), None
+
+    failure: Exception | None = None
+    tags = decision.stop_tags(verdict, datetime.datetime.now(datetime.UTC))
+    try:
+        sagemaker.add_tags(
+            ResourceArn=job_arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
+        )
+    except (ClientError, BotoCoreError) as error:
+        logger.exception("the job is stopped but AddTags failed")
+        failure = error
+    try:
+        _notify(verdict, config, added_tags=None if failure else tags)
+    except (ClientError, BotoCoreError) as error:
+        logger.exception("the job is stopped but the notification failed")
+        failure = failure or error
+    return verdict, failure
+
+
+def _skipped(verdict: decision.Decision, reason: decision.Reason, detail: str) -> decision.Decision:
+    return dataclasses.replace(verdict, action=decision.Action.SKIP, reason=reason, detail=detail)
+
+
+def _current_status(job_name: str) -> str:
+    try:
+        description = _client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    except ClientError as error:
+        if _is_not_found(error):
+            return "deleted"
+        raise
+    return str(description.get("TrainingJobStatus", "unknown"))
+
+
+def _notify(verdict: decision.Decision, config: decision.Config, added_tags: dict[str, str] | None) -> None:
+    """Tell the operator: job, rule, StatusDetails, console link; a dry run says so in subject and body."""
+    if not config.topic_arn:
+        logger.warning("no AUTOSTOP_TOPIC_ARN configured: notification not sent")
+        return
+    finding = verdict.finding
+    job_name = str(verdict.job_name)
+    rule_name = finding.rule_name if finding else "unknown"
+    dry_run = verdict.action is decision.Action.DRY_RUN
+    region = str(_client("sagemaker").meta.region_name)
+    if dry_run:
+        subject = f"[DRY RUN] autostop would stop {job_name}: rule {rule_name} found issues"
+        headline = (
+            f"DRY RUN: autostop would have stopped the SageMaker training job {job_name}. "
+            "Nothing was stopped or tagged (AUTOSTOP_DRY_RUN=true)."
+        )
+    else:
+        subject = f"autostop stopped {job_name}: rule {rule_name} found issues"
+        headline = f"autostop stopped the SageMaker training job {job_name}."
+    lines = [
+        headline,
+        "",
+        f"Job:           {job_name}",
+        f"Rule:          {rule_name} ({finding.origin.value if finding else 'unknown'} rule)",
+        f"Step:          {finding.step if finding and finding.step is not None else 'not reported'}",
+        f"StatusDetails: {(finding.status_details if finding else '') or 'not reported'}",
+        f"Event source:  {verdict.source.value if verdict.source else 'unknown'}",
+        f"Console:       {decision.console_url(region, job_name)}",
+    ]
+    if added_tags:
+        lines.append("Tags added:    " + ", ".join(f"{key}={value}" for key, value in added_tags.items()))
+    _client("sns").publish(
+        TopicArn=config.topic_arn,
+        Subject=subject[:SNS_SUBJECT_MAX_LENGTH],
+        Message="\n".join(lines),
+        MessageAttributes={
+            "action": {"DataType": "String", "StringValue": verdict.action.value},
+            "job": {"DataType": "String", "StringValue": job_name},
+            "rule": {"DataType": "String", "StringValue": rule_name},
+        },
+    )
+
+
+def _delete_job_alarms(job_name: str, config: decision.Config) -> list[str]:
+    """Delete exactly this job's per-job alarms (``<prefix><job>/...``; never ``<prefix><job>0/...``)."""
+    cloudwatch = _client("cloudwatch")
+    prefix = decision.job_alarm_prefix(job_name, config)
+    names: list[str] = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix):
+        for alarm in page.get("MetricAlarms", []):
+            name = alarm.get("AlarmName")
+            # Re-checked here: the deletion must not depend on the server honouring the prefix filter.
+            if isinstance(name, str) and decision.is_job_alarm(name, job_name, config):
+                names.append(name)
+    names.sort()
+    for start in range(0, len(names), DELETE_ALARMS_BATCH):
+        cloudwatch.delete_alarms(AlarmNames=names[start : start + DELETE_ALARMS_BATCH])
+    if names:
+        logger.info("deleted the finished job's alarms", extra={"alarms": names})
+    return names
+
+
+def _count_issues(facts: decision.EventFacts) -> None:
+    """IssuesFound: rule issues reported for jobs not known to be finished (a signal, not distinct jobs)."""
+    issues = facts.issues
+    if not issues or facts.job_status in decision.NOT_RUNNING_STATUSES:
+        return
+    metrics.add_metric(name="IssuesFound", unit=MetricUnit.Count, value=len(issues))
+    for rule_name in sorted({finding.rule_name for finding in issues}):
+        with single_metric(
+            name="IssuesFound",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": SERVICE_NAME},
+        ) as metric:
+            metric.add_dimension(name="rule", value=rule_name)
+
+
+def _finish(
+    verdict: decision.Decision, *, alarms_deleted: list[str] | None = None, event: object = None
+) -> dict[str, object]:
+    """Metrics and the one structured log line of the invocation; returns the outcome dict."""
+    if verdict.action is decision.Action.STOP:
+        metrics.add_metric(name="JobsStopped", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="StopSkipped", unit=MetricUnit.Count, value=1)
+        with single_metric(
+            name="StopSkipped",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": SERVICE_NAME},
+        ) as metric:
+            metric.add_dimension(name="reason", value=verdict.reason.value)
+    result = verdict.to_dict()
+    if alarms_deleted is not None:
+        result["alarms_deleted"] = alarms_deleted
+    if verdict.reason in (decision.Reason.MALFORMED_EVENT, decision.Reason.FOREIGN_EVENT):
+        logger.warning("event ignored", extra={**result, "event": decision.summarize_event(event)})
+    else:
+        logger.info("decision", extra=result)
+    return result
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _is_access_denied(error: ClientError) -> bool:
+    return _error_code(error) in ACCESS_DENIED_CODES
+
+
+def _is_not_found(error: ClientError) -> bool:
+    # SageMaker answers a missing job with ValidationException "Requested resource not found." although its
+    # model declares ResourceNotFound (aws/aws-sdk#165); accept both.
+    code = _error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return code in NOT_FOUND_CODES or (code == "ValidationException" and "not found" in message)

@@ -1,0 +1,75 @@
+"""The documented event shapes (``tests/events/*.json``) and small helpers to derive variants from them.
+
+Variants are built by changing one documented fixture at a path, so every test event stays traceable to a
+documented shape instead of being written from memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+JOB_NAME = "sweep-lr-0001"
+JOB_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB_NAME}"
+
+SAGEMAKER_ISSUES_FOUND = "sagemaker_state_change_issues_found"
+SAGEMAKER_PROFILER_ISSUES_FOUND = "sagemaker_state_change_profiler_issues_found"
+SAGEMAKER_IN_PROGRESS = "sagemaker_state_change_in_progress"
+SAGEMAKER_COMPLETED = "sagemaker_state_change_completed"
+SAGEMAKER_STOPPED = "sagemaker_state_change_stopped"
+TRAINING_ISSUES_FOUND = "autostop_rule_issues_found"
+ALARM_HOST = "cloudwatch_alarm_rule_alarm"
+ALARM_TRAINING_JOB_NAME = "cloudwatch_alarm_rule_alarm_training_job_name_dimension"
+ALARM_OK = "cloudwatch_alarm_rule_ok"
+
+# Fixtures whose job is (or, for alarms, whose rule says it is) worth stopping when in scope.
+STOPPING_FIXTURES = (
+    SAGEMAKER_ISSUES_FOUND,
+    SAGEMAKER_PROFILER_ISSUES_FOUND,
+    TRAINING_ISSUES_FOUND,
+    ALARM_HOST,
+    ALARM_TRAINING_JOB_NAME,
+)
+STOP_LAMBDA_FIXTURES = tuple(
+    sorted(
+        path.stem
+        for path in EVENTS_DIR.glob("*.json")
+        if path.stem.startswith(("sagemaker_state_change_", "autostop_rule_", "cloudwatch_alarm_rule_"))
+    )
+)
+
+
+def load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    return event
+
+
+def changed(event: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    """A deep copy of ``event`` with the node at ``path`` set to ``value``."""
+    result = copy.deepcopy(event)
+    parent: Any = result
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return result
+
+
+def for_job(event: dict[str, Any], job_name: str) -> dict[str, Any]:
+    """A SageMaker or in-container event about another job (name, ARN and resources all agree)."""
+    arn = JOB_ARN.replace(JOB_NAME, job_name)
+    result = changed(event, ("resources",), [arn])
+    result = changed(result, ("detail", "TrainingJobName"), job_name)
+    return changed(result, ("detail", "TrainingJobArn"), arn)
+
+
+def without(event: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
+    """A deep copy of ``event`` with the node at ``path`` removed."""
+    result = copy.deepcopy(event)
+    parent: Any = result
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    return result
