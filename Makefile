@@ -16,10 +16,10 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 REQUIREMENTS := requirements.txt requirements-dev.txt $(wildcard lambdas/*/requirements.txt) $(wildcard training/requirements.txt) pyproject.toml
 
-.PHONY: help venv node lint format typecheck pytest synth cfn-lint test bench clean
+.PHONY: help demo venv node lint format typecheck pytest synth cfn-lint test bench clean
 
 help:
-	@echo "make demo   run a local sweep whose bad jobs stop themselves (arrives with the sweep issue)"
+	@echo "make demo   render designs, run a local sweep whose bad jobs stop themselves, write the report"
 	@echo "make test   lint, type-check, unit + integration tests, synth with cdk-nag, cfn-lint"
 	@echo "make synth  synthesize every stack into cdk.out/ (cdk-nag AwsSolutions enforced)"
 	@echo "make bench  run the benchmarks and rewrite docs/benchmarks.md"
@@ -64,6 +64,11 @@ cfn-lint: synth
 
 test: lint typecheck pytest cfn-lint
 	@echo "make test: all checks passed"
+
+# The main job, locally, no AWS account: render designs, transform them into shards, run a sweep whose bad
+# jobs stop themselves, and write the report under runs/.
+demo: venv
+	$(PY) -m training.demo
 
 bench: venv
 	$(PY) -m bench

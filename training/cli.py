@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 # Modules that add subcommands. A module that is not there yet is skipped (features arrive issue by issue).
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "training.transform_cli",
     "training.render.cli",
+    "training.transform_cli",
+    "training.sweep.cli",
+    "training.analysis.cli",
 )
 
 
