@@ -14,9 +14,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-REQUIREMENTS := requirements.txt requirements-dev.txt $(wildcard lambdas/*/requirements.txt) $(wildcard training/requirements.txt) pyproject.toml
+REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt $(wildcard lambdas/*/requirements.txt) $(wildcard training/requirements.txt) pyproject.toml
 
-.PHONY: help demo venv node lint format typecheck pytest synth cfn-lint test bench clean
+.PHONY: help demo lock venv node lint format typecheck pytest synth cfn-lint test bench clean
 
 help:
 	@echo "make demo   render designs, run a local sweep whose bad jobs stop themselves, write the report"
@@ -27,11 +27,21 @@ help:
 $(VENV)/.installed: $(REQUIREMENTS)
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Re-freeze every transitive pin after changing a requirements file (pip then never searches versions).
+lock:
+	rm -rf .cache/lock-venv
+	$(PYTHON_BOOTSTRAP) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	.cache/lock-venv/bin/python -m pip install --quiet -r requirements-dev.txt
+	{ sed -n '1,3p' constraints.txt; .cache/lock-venv/bin/python -m pip freeze; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .cache/lock-venv
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

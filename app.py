@@ -15,16 +15,30 @@ import cdk_nag
 from infra import config, stacks
 
 STACK_NAME = "Autostop"
+RENDER_TRANSFORMER_STACK_NAME = "AutostopRenderTransformer"
+TRAINING_STACK_NAME = "AutostopTraining"
 
 
 def build_app(app: cdk.App) -> stacks.AutostopStack:
-    """Add the stacks and the cdk-nag plugin to ``app``; return the autostop stack."""
+    """Add the stacks and the cdk-nag plugin to ``app``; return the autostop (auto-stop core) stack."""
     settings = config.settings_from_context(app.node.try_get_context)
     stack = stacks.AutostopStack(
         app,
         STACK_NAME,
         settings=settings,
         description="autostop: SageMaker training jobs whose Debugger rules find issues stop themselves",
+    )
+    stacks.RenderTransformerStack(
+        app,
+        RENDER_TRANSFORMER_STACK_NAME,
+        settings=config.transformer_settings_from_context(app.node.try_get_context),
+        alarm_topic=stack.auto_stop.topic,
+        description="autostop: render batches dropped in S3 become training shards (S3 -> SQS -> Lambda)",
+    )
+    stacks.TrainingStack(
+        app,
+        TRAINING_STACK_NAME,
+        description="autostop: training image, buckets and SageMaker execution role",
     )
     cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
     return stack

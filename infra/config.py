@@ -32,6 +32,18 @@ Context keys (defaults in ``CONTEXT_KEYS``; ``cdk.json`` carries the same defaul
     Retention of the stop Lambda's log group, one of CloudWatch Logs' allowed values
     (``LOG_RETENTION_DAYS_ALLOWED``).
 
+Render transformer (issue 3; ranges are checked again by ``infra.render_transformer``):
+
+``autostop:transformer:memoryMb`` (``1024``), ``autostop:transformer:timeoutSeconds`` (``120``),
+``autostop:transformer:architecture`` (``arm64`` or ``x86_64``)
+    The transformer Lambda's memory, timeout and architecture.
+``autostop:transformer:maximumConcurrency`` (``10``)
+    The SQS event source's MaximumConcurrency (also the function's reserved concurrency).
+``autostop:transformer:batchSize`` (``10``), ``autostop:transformer:maxBatchingWindowSeconds`` (``5``)
+    Messages per invocation and how long SQS may wait to fill a batch.
+``autostop:transformer:imageSize`` (``64``), ``autostop:transformer:numViews`` (``12``)
+    Views are fitted into ``imageSize`` x ``imageSize``; a design must have exactly ``numViews`` views.
+
 This module is pure Python (no aws_cdk import), so it can be tested and reused without synthesizing.
 """
 
@@ -91,8 +103,18 @@ CONTEXT_KEYS: Mapping[str, ContextKey] = {
         ContextKey("autostop:alarmPrefix", "autostop-", "name prefix of the per-job rule alarms"),
         ContextKey("autostop:stopFunctionReservedConcurrency", 5, "reserved concurrency of the stop Lambda"),
         ContextKey("autostop:logRetentionDays", 30, "log retention of the stop Lambda, in days"),
+        ContextKey("autostop:transformer:memoryMb", 1024, "memory of the render transformer Lambda (MB)"),
+        ContextKey("autostop:transformer:timeoutSeconds", 120, "timeout of the render transformer Lambda"),
+        ContextKey("autostop:transformer:architecture", "arm64", "arm64 or x86_64"),
+        ContextKey("autostop:transformer:maximumConcurrency", 10, "SQS event source MaximumConcurrency"),
+        ContextKey("autostop:transformer:batchSize", 10, "SQS messages per transformer invocation"),
+        ContextKey("autostop:transformer:maxBatchingWindowSeconds", 5, "SQS batching window in seconds"),
+        ContextKey("autostop:transformer:imageSize", 64, "side of the square the views are fitted into"),
+        ContextKey("autostop:transformer:numViews", 12, "views every design must have"),
     )
 }
+
+TRANSFORMER_ARCHITECTURES = ("arm64", "x86_64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,4 +282,51 @@ def settings_from_context(lookup: Callable[[str], object]) -> AutostopSettings:
             "autostop:stopFunctionReservedConcurrency", value("autostop:stopFunctionReservedConcurrency")
         ),
         log_retention_days=_integer("autostop:logRetentionDays", value("autostop:logRetentionDays")),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerSettings:
+    """Settings of the render transformer (issue 3). Ranges Lambda and SQS impose are checked by the
+    construct itself; here the types and the architecture name."""
+
+    memory_mb: int = 1024
+    timeout_seconds: int = 120
+    architecture: str = "arm64"
+    maximum_concurrency: int = 10
+    batch_size: int = 10
+    max_batching_window_seconds: int = 5
+    image_size: int = 64
+    num_views: int = 12
+
+    def __post_init__(self) -> None:
+        _check(
+            "autostop:transformer:architecture",
+            self.architecture,
+            self.architecture in TRANSFORMER_ARCHITECTURES,
+            f"one of {TRANSFORMER_ARCHITECTURES}",
+        )
+
+
+def transformer_settings_from_context(lookup: Callable[[str], object]) -> TransformerSettings:
+    """Build the transformer's settings from a context lookup; absent keys take their default."""
+
+    def integer(name: str) -> int:
+        key = f"autostop:transformer:{name}"
+        found = lookup(key)
+        return _integer(key, CONTEXT_KEYS[key].default if found is None else found)
+
+    architecture_key = "autostop:transformer:architecture"
+    architecture = lookup(architecture_key)
+    return TransformerSettings(
+        memory_mb=integer("memoryMb"),
+        timeout_seconds=integer("timeoutSeconds"),
+        architecture=_string(
+            architecture_key, CONTEXT_KEYS[architecture_key].default if architecture is None else architecture
+        ),
+        maximum_concurrency=integer("maximumConcurrency"),
+        batch_size=integer("batchSize"),
+        max_batching_window_seconds=integer("maxBatchingWindowSeconds"),
+        image_size=integer("imageSize"),
+        num_views=integer("numViews"),
     )

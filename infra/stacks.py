@@ -10,11 +10,15 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import defaults
 from infra.auto_stop import AutoStop
-from infra.config import AUDIT_TAG_KEYS, AutostopSettings
+from infra.config import AUDIT_TAG_KEYS, AutostopSettings, TransformerSettings
+from infra.render_transformer import RenderTransformer
+from infra.training_resources import TrainingResources
 
 # Service Authorization Reference, "Actions, resources, and condition keys for Amazon SageMaker":
 # StopTrainingJob, DescribeTrainingJob, ListTags and AddTags all take the `training-job` resource type,
@@ -158,3 +162,74 @@ class AutostopStack(cdk.Stack):
             "names not known at deploy time: the ARN is limited to this account, region and that name "
             "prefix, so the function can describe and delete only per-job alarms, never this stack's own.",
         )
+
+
+class RenderTransformerStack(cdk.Stack):
+    """The S3 -> SQS -> concurrent Lambda dataset transformer (issue 3); its alarms go to the auto-stop
+    stack's topic, so one subscription hears about stopped jobs and stuck render batches alike.
+
+    Outputs: the render bucket (drop batches under ``renders/``) and the queue ``autostop transform submit``
+    enqueues backfills on.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: TransformerSettings,
+        alarm_topic: sns.ITopic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        access_logs = defaults.server_access_logs_bucket(self, "AccessLogs")
+        self.transformer = RenderTransformer(
+            self,
+            "RenderTransformer",
+            alarm_topic=alarm_topic,
+            access_logs_bucket=access_logs,
+            memory_size_mb=settings.memory_mb,
+            timeout=cdk.Duration.seconds(settings.timeout_seconds),
+            architecture=(
+                lambda_.Architecture.ARM_64
+                if settings.architecture == "arm64"
+                else lambda_.Architecture.X86_64
+            ),
+            maximum_concurrency=settings.maximum_concurrency,
+            batch_size=settings.batch_size,
+            max_batching_window=cdk.Duration.seconds(settings.max_batching_window_seconds),
+            image_size=settings.image_size,
+            num_views=settings.num_views,
+        )
+        cdk.CfnOutput(
+            self,
+            "RenderBucketName",
+            value=self.transformer.bucket.bucket_name,
+            description="Drop render batches under renders/; shards go to shards/, rejections to rejected/",
+        )
+        cdk.CfnOutput(
+            self,
+            "RenderQueueUrl",
+            value=self.transformer.queue.queue_url,
+            description="Backfill queue: autostop transform submit s3://<bucket>/renders/ --queue-url <this>",
+        )
+
+
+class TrainingStack(cdk.Stack):
+    """The training image, buckets and SageMaker execution role (issue 4). A stack of its own because
+    deploying it builds the container image, which needs Docker; the other stacks deploy without it."""
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        access_logs = defaults.server_access_logs_bucket(self, "AccessLogs")
+        self.training = TrainingResources(self, "Training", access_logs_bucket=access_logs)
+        outputs = {
+            "TrainingImageUri": (self.training.image.image_uri, "The training container image"),
+            "ExecutionRoleArn": (self.training.role.role_arn, "SageMaker execution role for training jobs"),
+            "DataBucketName": (self.training.data_bucket.bucket_name, "Training data (shards)"),
+            "ModelBucketName": (self.training.model_bucket.bucket_name, "Model artifacts"),
+            "CheckpointBucketName": (self.training.checkpoint_bucket.bucket_name, "Spot checkpoints"),
+            "DebugOutputBucketName": (self.training.debug_output_bucket.bucket_name, "Debugger tensors"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)

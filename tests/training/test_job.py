@@ -1,0 +1,41 @@
+"""One job end to end, in process: data problems found while reading become clear errors, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.training import support
+from training import data, hparams, job
+
+
+def test_a_truncated_shard_is_a_dataset_error_and_nothing_is_written(tmp_path: Path) -> None:
+    # GIVEN a shard whose first record is fine and whose second was cut short (an interrupted upload);
+    # written with TensorFlow's own writer because the transformer never writes a truncated file
+    shard = support.write_shard(
+        tmp_path / "channel" / "part.tfrecord",
+        [
+            (f"design-{index}", "plate", support.blob_views(index, num_views=2, image_size=16))
+            for index in (1, 2)
+        ],
+    )
+    content = shard.read_bytes()
+    shard.write_bytes(content[: len(content) - 100])
+    locations = job.JobLocations(
+        train_channel=tmp_path / "channel",
+        model_dir=tmp_path / "model",
+        checkpoint_dir=tmp_path / "checkpoints",
+        tensorboard_dir=tmp_path / "tensorboard",
+        output_data_dir=tmp_path / "output",
+    )
+    parameters = hparams.HyperParameters(
+        image_size=16, num_views=2, base_filters=2, batch_size=2, steps=3, validation_fraction=0.0
+    )
+
+    # WHEN the job runs  THEN it fails with a data error naming the problem, before any file is written
+    with pytest.raises(data.DatasetError, match=r"^bad training record: truncated record at \d+"):
+        job.run(parameters, locations, log=lambda line: None)
+    assert not (tmp_path / "model").exists()
+    assert not (tmp_path / "checkpoints").exists()
+    assert not (tmp_path / "output").exists()
