@@ -1,0 +1,316 @@
+"""The rules' semantics on small trials written by the production writer code, under smdebug's invoke_rule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from smdebug.core.modes import ModeKeys
+from smdebug.exceptions import NoMoreData, RuleEvaluationConditionMet
+from smdebug.rules import invoke_rule
+from smdebug.trials import create_trial
+
+from tests.training.debugger import support
+from training.debugger import layout, rules
+
+LOSSES = {"losses": [layout.LOSS_TENSOR]}
+
+
+def _fires_at(rule: rules.AutostopRule) -> int | None:
+    """The training step at which smdebug's invoke_rule says the condition is met, or None (clean end)."""
+    try:
+        invoke_rule(rule, raise_eval_cond=True)
+    except RuleEvaluationConditionMet as met:
+        return layout.training_step_of(met.step)
+    except NoMoreData:
+        return None
+    raise AssertionError("invoke_rule ended without RuleEvaluationConditionMet or NoMoreData")
+
+
+def _trial(tmp_path: Path, records: list[support.Record], collections: dict[str, list[str]]) -> Any:
+    return create_trial(support.write_trial(tmp_path / "trial", records, collections))
+
+
+# --- LossNotDecreasing ---
+
+
+def test_a_decreasing_loss_passes_and_a_flat_one_fires_num_steps_later(tmp_path: Path) -> None:
+    # GIVEN a loss saved every step that decreases, and one that is flat
+    decreasing = _trial(tmp_path / "a", support.losses({step: 1 / step for step in range(1, 31)}), LOSSES)
+    flat = _trial(tmp_path / "b", support.losses(dict.fromkeys(range(1, 31), 0.7)), LOSSES)
+
+    # WHEN LossNotDecreasing (defaults: num_steps 10, any decrease) runs under smdebug's invoke_rule
+    passing = rules.LossNotDecreasing(decreasing)
+    failing = rules.LossNotDecreasing(flat)
+
+    # THEN the decreasing loss ends cleanly; the flat one fires at the first step with a reference 10 earlier
+    assert _fires_at(passing) is None
+    assert _fires_at(failing) == 11
+    assert failing.last_finding == "loss (TRAIN) is 0.7 at step 11, not 0% below 0.7 at step 1"
+
+
+def test_the_reference_is_the_latest_saved_step_num_steps_back_and_checks_are_num_steps_apart(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a loss saved every 3 steps: falling on the grid 0, 12, 24, higher at 18 than at 6, flat 24 -> 36
+    values = {0: 1.0, 3: 0.9, 6: 0.5, 9: 0.85, 12: 0.8, 15: 0.7, 18: 0.6, 21: 0.55, 24: 0.4, 27: 0.4, 30: 0.4}
+    values |= {33: 0.4, 36: 0.4}
+    trial = _trial(tmp_path, support.losses(values), LOSSES)
+
+    # WHEN the rule runs
+    rule = rules.LossNotDecreasing(trial, num_steps=10)
+
+    # THEN it compares 12 with 0, 24 with 12 (so 18 vs 6 is never judged) and fires at 36 against 24
+    assert _fires_at(rule) == 36
+    assert rule.last_finding.endswith("at step 36, not 0% below 0.4 at step 24")
+
+
+def test_diff_percent_requires_a_minimum_decrease(tmp_path: Path) -> None:
+    # GIVEN a loss that falls 5% every 10 steps
+    records = support.losses({step: 0.95 ** (step / 10) for step in range(0, 41, 10)})
+
+    # THEN a 1% requirement passes, a 10% requirement fires at the first comparison
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", records, LOSSES), diff_percent=1)) is None
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", records, LOSSES), diff_percent=10)) == 10
+
+
+def test_increase_threshold_percent_catches_a_rise_from_the_lowest_loss(tmp_path: Path) -> None:
+    # GIVEN a loss that dips to 0.5, then climbs to 0.6, still below its value 10 steps earlier
+    records = support.losses({1: 1.0, 5: 0.5, 11: 0.6})
+
+    # THEN the default only compares with the reference (0.6 < 1.0: no issue); a 10% threshold fires
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", records, LOSSES))) is None
+    rule = rules.LossNotDecreasing(_trial(tmp_path / "b", records, LOSSES), increase_threshold_percent=10)
+    assert _fires_at(rule) == 11
+    assert "more than 10% above its lowest value 0.5" in rule.last_finding
+
+
+def test_the_default_mode_prefers_evaluation_losses(tmp_path: Path) -> None:
+    # GIVEN training losses that fall and validation losses that stay flat
+    records = support.losses({step: 1 / step for step in range(1, 41)})
+    records += support.losses({10: 0.8, 20: 0.8, 30: 0.8, 40: 0.8}, mode=layout.EVAL)
+    records.sort(key=lambda record: layout.global_step(record[0], record[1]))
+    trial = _trial(tmp_path, records, LOSSES)
+
+    # THEN by default (EVAL first) it fires on the flat validation loss; with mode TRAIN it does not
+    assert _fires_at(rules.LossNotDecreasing(trial)) == 20
+    assert _fires_at(rules.LossNotDecreasing(trial, mode=ModeKeys.TRAIN)) is None
+
+
+def test_a_nan_loss_is_not_judged_by_loss_not_decreasing(tmp_path: Path) -> None:
+    # GIVEN a loss that becomes NaN (ExplodingTensor's finding, not a "not decreasing" one)
+    trial = _trial(tmp_path, support.losses({1: 1.0, 11: math.nan, 21: math.nan}), LOSSES)
+
+    # THEN LossNotDecreasing does not fire
+    assert _fires_at(rules.LossNotDecreasing(trial)) is None
+
+
+# --- VanishingGradient, ExplodingTensor ---
+
+
+def _gradient_records(small_at: int) -> list[support.Record]:
+    healthy = np.full((4, 4), 1e-3)
+    return [
+        (
+            layout.TRAIN,
+            step,
+            {
+                "gradients/dense/kernel": healthy * (1e-6 if step >= small_at else 1.0),
+                "gradients/dense/bias": healthy[0],
+            },
+        )
+        for step in range(1, 8)
+    ]
+
+
+def test_vanishing_gradient_fires_when_one_tensors_mean_absolute_gradient_drops_below_threshold(
+    tmp_path: Path,
+) -> None:
+    # GIVEN gradients whose kernel gradient shrinks to 1e-9 at step 5
+    collections = {"gradients": ["gradients/dense/kernel", "gradients/dense/bias"]}
+    trial = _trial(tmp_path, _gradient_records(small_at=5), collections)
+
+    # THEN the default threshold (1e-7) fires at step 5; a threshold of 1e-10 never fires
+    rule = rules.VanishingGradient(trial)
+    assert _fires_at(rule) == 5
+    assert rule.last_finding.startswith("gradients/dense/kernel has mean |gradient| 1e-09 < 1e-07")
+    assert _fires_at(rules.VanishingGradient(trial, threshold=1e-10)) is None
+
+
+def test_exploding_tensor_finds_nan_and_infinity_in_any_collection(tmp_path: Path) -> None:
+    # GIVEN finite losses, weights that become infinite at step 3 and NaN at step 5, and an integer tensor
+    records: list[support.Record] = [
+        (
+            layout.TRAIN,
+            step,
+            {
+                "loss": 0.5,
+                "weights/dense/kernel": [1.0, math.inf if step >= 3 else 1.0, math.nan if step >= 5 else 1.0],
+                layout.FAMILY_INDEX_TENSOR: np.array([0, 1], np.int32),
+            },
+        )
+        for step in range(1, 7)
+    ]
+    collections = {
+        "losses": ["loss"],
+        "weights": ["weights/dense/kernel"],
+        "embeddings": [layout.FAMILY_INDEX_TENSOR],
+    }
+    trial = _trial(tmp_path, records, collections)
+
+    # THEN by default infinity fires at step 3; only_nan waits for the NaN; restricted to losses: nothing
+    default = rules.ExplodingTensor(trial)
+    assert _fires_at(default) == 3
+    assert default.last_finding == "weights/dense/kernel has 1 NaN or infinite values at step 3"
+    assert _fires_at(rules.ExplodingTensor(trial, only_nan=True)) == 5
+    assert _fires_at(rules.ExplodingTensor(trial, collection_names=["losses"])) is None
+    assert _fires_at(rules.ExplodingTensor(trial, tensor_regex=["^weights/"])) == 3
+
+
+# --- Overfit ---
+
+
+def _overfit_records(validation: dict[int, float]) -> list[support.Record]:
+    records = support.losses(dict.fromkeys(range(5, 41, 5), 0.8))
+    records += support.losses(validation, mode=layout.EVAL)
+    return sorted(records, key=lambda record: layout.global_step(record[0], record[1]))
+
+
+def test_overfit_compares_validation_with_the_training_mean_since_the_last_evaluation(tmp_path: Path) -> None:
+    # GIVEN training losses of 0.8 and validation losses 5%, 25%, 25%, 5% above them
+    records = _overfit_records({10: 0.84, 20: 1.0, 30: 1.0, 40: 0.84})
+
+    # THEN ratio_threshold 0.1 fires at the first 25% gap; patience 2 at the second; start_step 25 at 30
+    assert _fires_at(rules.Overfit(_trial(tmp_path / "a", records, LOSSES))) == 20
+    assert _fires_at(rules.Overfit(_trial(tmp_path / "b", records, LOSSES), patience=2)) == 30
+    assert _fires_at(rules.Overfit(_trial(tmp_path / "c", records, LOSSES), start_step=25)) == 30
+    assert _fires_at(rules.Overfit(_trial(tmp_path / "d", records, LOSSES), ratio_threshold=0.3)) is None
+
+
+def test_overfit_needs_a_gap_at_consecutive_evaluations_for_patience(tmp_path: Path) -> None:
+    # GIVEN gaps at evaluations 20 and 40 but not at 30
+    records = _overfit_records({10: 0.84, 20: 1.0, 30: 0.84, 40: 1.0})
+
+    # THEN patience 2 never fires
+    assert _fires_at(rules.Overfit(_trial(tmp_path, records, LOSSES), patience=2)) is None
+
+
+# --- LatentClusterRule ---
+
+
+def test_cluster_ratio_is_small_for_grouped_families_and_near_one_for_random_embeddings() -> None:
+    rng = np.random.default_rng(5)
+    families = np.repeat(np.arange(4), 6)
+    centers = rng.normal(size=(4, 8)) * 10
+    grouped = centers[families] + rng.normal(size=(24, 8)) * 0.1
+    random = rng.normal(size=(24, 8))
+
+    grouped_ratio = rules.cluster_ratio(grouped, families)
+    random_ratio = rules.cluster_ratio(random, families)
+    assert grouped_ratio is not None
+    assert random_ratio is not None
+    assert grouped_ratio[0] < 0.05
+    assert 0.85 < random_ratio[0] < 1.15
+    assert rules.cluster_ratio(random, np.zeros(24, np.int32)) is None  # one family: nothing to compare
+    assert rules.cluster_ratio(random[:4], np.arange(4)) is None  # no two designs of a family
+    collapsed = rules.cluster_ratio(np.ones((24, 8)), families)
+    assert collapsed is not None
+    assert collapsed[0] == math.inf
+
+
+def _embedding_records(embeddings: list[np.ndarray], families: np.ndarray) -> list[support.Record]:
+    return [
+        (
+            layout.TRAIN,
+            10 * (index + 1),
+            {layout.EMBEDDING_TENSOR: value, layout.FAMILY_INDEX_TENSOR: families},
+        )
+        for index, value in enumerate(embeddings)
+    ]
+
+
+def test_latent_cluster_rule_fires_after_patience_steps_without_family_structure(tmp_path: Path) -> None:
+    # GIVEN probe embeddings that are random at steps 10-30 and grouped by family from step 40 on
+    rng = np.random.default_rng(9)
+    families = np.repeat(np.arange(4), 6).astype(np.int32)
+    grouped = (rng.normal(size=(4, 32)) * 10)[families] + rng.normal(size=(24, 32)) * 0.1
+    steps = [rng.normal(size=(24, 32)) for _ in range(3)] + [grouped, grouped]
+    collections = {"embeddings": [layout.EMBEDDING_TENSOR, layout.FAMILY_INDEX_TENSOR]}
+    trial = _trial(tmp_path, _embedding_records(steps, families), collections)
+
+    # THEN patience 3 (default) fires at the third random step; patience 4 never; start_step 30 never
+    default = rules.LatentClusterRule(trial)
+    assert _fires_at(default) == 30
+    assert default.ratios[10] > 0.9
+    assert _fires_at(rules.LatentClusterRule(trial, patience=4)) is None
+    assert _fires_at(rules.LatentClusterRule(trial, start_step=30)) is None
+
+
+def test_latent_cluster_rule_never_fires_on_what_it_cannot_judge(tmp_path: Path) -> None:
+    # GIVEN random embeddings of a single family, and NaN embeddings of two
+    single = _embedding_records([np.random.default_rng(1).normal(size=(6, 4))] * 4, np.zeros(6, np.int32))
+    nan = _embedding_records([np.full((6, 4), np.nan)] * 4, np.array([0, 0, 0, 1, 1, 1], np.int32))
+    collections = {"embeddings": [layout.EMBEDDING_TENSOR, layout.FAMILY_INDEX_TENSOR]}
+
+    # THEN the rule passes both (ExplodingTensor reports the NaN)
+    assert _fires_at(rules.LatentClusterRule(_trial(tmp_path / "a", single, collections), patience=1)) is None
+    assert _fires_at(rules.LatentClusterRule(_trial(tmp_path / "b", nan, collections), patience=1)) is None
+
+
+# --- parameters ---
+
+
+def test_rules_are_built_from_sagemaker_string_parameters(tmp_path: Path) -> None:
+    trial = _trial(tmp_path, support.losses({1: 1.0}), LOSSES)
+
+    rule = rules.RULES["LossNotDecreasing"].from_rule_parameters(
+        trial,
+        {
+            "rule_to_invoke": "LossNotDecreasing",
+            "num_steps": "20",
+            "diff_percent": "2.5",
+            "use_losses_collection": "False",
+            "tensor_regex": "loss, val_.*",
+            "mode": "train",
+            "start_step": "100",
+        },
+    )
+
+    assert isinstance(rule, rules.LossNotDecreasing)
+    assert (rule.num_steps, rule.diff_percent, rule.use_losses_collection) == (20, 2.5, False)
+    assert rule.tensor_regex == ["loss", "val_.*"]
+    assert rule.mode is ModeKeys.TRAIN
+    assert sorted(rules.RULES) == [
+        "ExplodingTensor",
+        "LatentClusterRule",
+        "LossNotDecreasing",
+        "Overfit",
+        "VanishingGradient",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "parameters", "message"),
+    [
+        ("LossNotDecreasing", {"num_step": "5"}, "LossNotDecreasing: unknown parameter 'num_step' (known: "),
+        ("LossNotDecreasing", {"num_steps": "ten"}, "parameter 'num_steps': expected an integer, got 'ten'"),
+        ("LossNotDecreasing", {"num_steps": "0"}, "num_steps must be > 0, got 0"),
+        ("LossNotDecreasing", {"mode": "PREDICT"}, "expected one of TRAIN, EVAL, GLOBAL"),
+        ("VanishingGradient", {"threshold": "nan"}, "expected a finite number"),
+        ("ExplodingTensor", {"only_nan": "maybe"}, "expected True or False"),
+        ("ExplodingTensor", {"tensor_regex": "("}, "tensor_regex '(' is invalid"),
+        ("Overfit", {"patience": "0"}, "patience must be > 0"),
+        ("LatentClusterRule", {"ratio_threshold": "-1"}, "ratio_threshold must be > 0"),
+    ],
+)
+def test_bad_rule_parameters_name_the_rule_and_the_parameter(
+    tmp_path: Path, rule_name: str, parameters: dict[str, str], message: str
+) -> None:
+    trial = _trial(tmp_path, support.losses({1: 1.0}), LOSSES)
+    with pytest.raises(rules.RuleConfigurationError) as raised:
+        rules.RULES[rule_name].from_rule_parameters(trial, parameters)
+    assert message in str(raised.value)
+    assert str(raised.value).startswith(rule_name)

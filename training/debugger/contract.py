@@ -1,0 +1,25 @@
+"""Names and limits the stop Lambda's contract fixes (CONTRACTS.md, docs/events.md), for the container.
+
+Why a copy and not ``from lambdas.stop_training_job import decision``: the training image is built from
+``training/`` alone and does not ship ``lambdas/``. The values are the decision core's own; a test
+(tests/training/debugger/test_contract.py) asserts they are equal, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+SOURCE: Final = "autostop.training"
+DETAIL_TYPE: Final = "Debugger Rule Evaluation Status Change"
+ISSUES_FOUND: Final = "IssuesFound"
+
+JOB_NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+JOB_ARN_PATTERN: Final = re.compile(
+    r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:training-job/(?P<name>[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})"
+)
+# A rule configuration name also becomes a tag value, a metric dimension and part of an alarm name.
+RULE_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+@/-]{0,255}")
+STATUS_DETAILS_MAX_LENGTH: Final = 1024
+MAX_RULE_STATUSES: Final = 20  # DebugRuleConfigurations: at most 20 rules
+MAX_STEP: Final = 2**63 - 1

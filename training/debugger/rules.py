@@ -1,0 +1,508 @@
+"""Debugger rules on ``smdebug.rules.Rule``: AWS's documented built-ins re-implemented, and a latent rule.
+
+Why re-implemented: Debugger's built-in rule implementations were never open source and are in no smdebug
+release. These follow AWS's documented parameters and defaults (shared/reference/rules-and-peers.md), so a
+sweep spec written for managed Debugger configures them unchanged; docs/debugger.md states every
+interpretation made where the documentation is silent.
+
+Each rule is a plain smdebug rule: ``invoke_at_step(step)`` gets a *global* step and returns True when its
+condition holds there, so it runs under smdebug's ``invoke_rule`` (which then raises
+``RuleEvaluationConditionMet``) and under the in-container evaluator alike. Rules read *mode steps* (training
+steps, see ``writer``) and keep what they need between invocations (the reference loss, a patience counter).
+``from_rule_parameters`` builds a rule from SageMaker ``RuleParameters`` (every value a string, e.g.
+``{"num_steps": "10"}``), rejecting unknown names and bad values with a ``RuleConfigurationError`` that
+names them. ``last_finding`` explains the latest firing in words (the evaluator logs it).
+
+Rules never fire on what they cannot judge: a NaN loss does not make LossNotDecreasing fire (ExplodingTensor
+reports it), a probe with fewer than two families does not make LatentClusterRule fire.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from smdebug.core.modes import ModeKeys
+from smdebug.rules.rule import Rule
+
+from training.debugger import config as config_module
+from training.debugger import layout
+
+MODE_NAMES = {"TRAIN": ModeKeys.TRAIN, "EVAL": ModeKeys.EVAL, "GLOBAL": ModeKeys.GLOBAL}
+# Parameters SageMaker's rule configurations carry that are not the rule's own: accepted and not used here
+# (the evaluator handles start/end of evaluation itself; autostop's stop path replaces smdebug's actions).
+FRAMEWORK_PARAMETERS = frozenset({"rule_to_invoke", "action_json_str", "start_step", "end_step"})
+
+
+# A rule's parameters are unusable: the message names the rule, the parameter and the problem.
+RuleConfigurationError = config_module.RuleConfigurationError
+
+
+# --- parameter parsing (SageMaker passes every RuleParameters value as a string) ---
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected True or False, got {text[:40]!r}")
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text[:40]!r}") from None
+
+
+def parse_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text[:40]!r}")
+    return value
+
+
+def parse_optional_float(text: str) -> float | None:
+    return None if text.strip().lower() in ("", "none") else parse_float(text)
+
+
+def parse_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_mode(text: str) -> ModeKeys | None:
+    value = text.strip().upper()
+    if value in ("", "NONE"):
+        return None
+    if value not in MODE_NAMES:
+        raise ValueError(f"expected one of {', '.join(MODE_NAMES)}, got {text[:40]!r}")
+    return MODE_NAMES[value]
+
+
+def _check_regexes(patterns: Iterable[str], rule: str) -> list[str]:
+    checked = []
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise RuleConfigurationError(f"{rule}: tensor_regex {pattern!r} is invalid: {error}") from None
+        checked.append(pattern)
+    return checked
+
+
+def _finite_mean(value: Any) -> float:
+    array = np.asarray(value, np.float64)
+    return float(np.mean(array)) if array.size else math.nan
+
+
+class AutostopRule(Rule):
+    """Shared plumbing: parameter parsing, collection membership, explanations."""
+
+    PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {}
+    REQUIRED_COLLECTIONS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, base_trial: Any, action_str: str = "") -> None:
+        super().__init__(base_trial, action_str=action_str)
+        self.last_finding = ""
+
+    @classmethod
+    def from_rule_parameters(cls, base_trial: Any, parameters: Mapping[str, str]) -> AutostopRule:
+        """Build the rule from SageMaker ``RuleParameters`` (string values)."""
+        arguments: dict[str, Any] = {}
+        for name, raw in parameters.items():
+            if name in FRAMEWORK_PARAMETERS:
+                continue
+            if name not in cls.PARAMETERS:
+                known = ", ".join(sorted(cls.PARAMETERS)) or "none"
+                raise RuleConfigurationError(f"{cls.__name__}: unknown parameter {name!r} (known: {known})")
+            if not isinstance(raw, str):
+                raise RuleConfigurationError(f"{cls.__name__}: parameter {name!r} must be a string")
+            try:
+                arguments[name] = cls.PARAMETERS[name](raw)
+            except ValueError as error:
+                raise RuleConfigurationError(f"{cls.__name__}: parameter {name!r}: {error}") from None
+        try:
+            return cls(base_trial, **arguments)
+        except ValueError as error:
+            raise RuleConfigurationError(f"{cls.__name__}: {error}") from None
+
+    # --- trial helpers ---
+
+    def _tensors_at(self, step: int) -> set[str]:
+        return set(self.base_trial.tensor_names(step=step))
+
+    def _collection_members(self, name: str, present: set[str]) -> set[str]:
+        """Tensors of ``present`` in collection ``name`` (listed names, or its include_regex)."""
+        try:
+            collection = self.base_trial.collection(name)
+        except KeyError:
+            return set()
+        listed = set(collection.tensor_names or ())
+        patterns = collection.include_regex if isinstance(collection.include_regex, list) else []
+        return {
+            tensor for tensor in present if tensor in listed or any(re.search(p, tensor) for p in patterns)
+        }
+
+    def _selected(
+        self, step: int, collection_names: Iterable[str], tensor_regex: Iterable[str], *, default_all: bool
+    ) -> list[str]:
+        present = self._tensors_at(step)
+        chosen: set[str] = set()
+        any_selector = False
+        for name in collection_names:
+            any_selector = True
+            chosen |= self._collection_members(name, present)
+        for pattern in tensor_regex:
+            any_selector = True
+            chosen |= {tensor for tensor in present if re.search(pattern, tensor)}
+        if not any_selector and default_all:
+            chosen = present
+        return sorted(chosen)
+
+    def _mode_step(self, step: int) -> tuple[ModeKeys, int]:
+        mode, mode_step = self.base_trial.mode_modestep(step)
+        if mode is None:
+            return ModeKeys.GLOBAL, step
+        return mode, int(mode_step)
+
+    def _fire(self, message: str) -> bool:
+        self.last_finding = message
+        self.logger.info(f"{self.rule_name}: {message}")
+        return True
+
+
+class LossNotDecreasing(AutostopRule):
+    """The loss did not decrease: at a saved step, not ``diff_percent`` below its value ``num_steps`` ago.
+
+    Parameters (AWS defaults): ``collection_names``, ``tensor_regex`` (comma-separated), and
+    ``use_losses_collection`` [True] choose the scalar tensors; ``num_steps`` [10]: the reference is the
+    latest saved step at least ``num_steps`` earlier, and a tensor is checked at most every ``num_steps``;
+    ``diff_percent`` [0]: the decrease required (0: any decrease); ``increase_threshold_percent`` [off]: also
+    fire when the loss rose more than this percent above the lowest loss seen; ``mode`` [EVAL if the trial has
+    evaluation steps, else TRAIN, else GLOBAL].
+    """
+
+    PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "collection_names": parse_list,
+        "tensor_regex": parse_list,
+        "use_losses_collection": parse_bool,
+        "num_steps": parse_int,
+        "diff_percent": parse_float,
+        "increase_threshold_percent": parse_optional_float,
+        "mode": parse_mode,
+    }
+    REQUIRED_COLLECTIONS = (config_module.LOSSES,)
+
+    def __init__(
+        self,
+        base_trial: Any,
+        collection_names: Iterable[str] = (),
+        tensor_regex: Iterable[str] = (),
+        use_losses_collection: bool = True,
+        num_steps: int = 10,
+        diff_percent: float = 0.0,
+        increase_threshold_percent: float | None = None,
+        mode: ModeKeys | None = None,
+        action_str: str = "",
+    ) -> None:
+        super().__init__(base_trial, action_str=action_str)
+        if num_steps <= 0:
+            raise ValueError(f"num_steps must be > 0, got {num_steps}")
+        if not 0 <= diff_percent < 100:
+            raise ValueError(f"diff_percent must be in [0, 100), got {diff_percent}")
+        if increase_threshold_percent is not None and increase_threshold_percent <= 0:
+            raise ValueError(f"increase_threshold_percent must be > 0, got {increase_threshold_percent}")
+        self.collection_names = list(collection_names)
+        self.tensor_regex = _check_regexes(tensor_regex, "LossNotDecreasing")
+        self.use_losses_collection = use_losses_collection
+        self.num_steps = num_steps
+        self.diff_percent = diff_percent
+        self.increase_threshold_percent = increase_threshold_percent
+        self.mode = mode
+        self._last_checked: dict[tuple[str, ModeKeys], int] = {}
+        self._lowest: dict[tuple[str, ModeKeys], float] = {}
+
+    def _target_mode(self) -> ModeKeys:
+        if self.mode is not None:
+            return self.mode
+        for mode in (ModeKeys.EVAL, ModeKeys.TRAIN):
+            if self.base_trial.steps(mode=mode):
+                return mode
+        return ModeKeys.GLOBAL
+
+    def invoke_at_step(self, step: int) -> bool:
+        mode = self._target_mode()
+        step_mode, mode_step = self._mode_step(step)
+        if mode is ModeKeys.GLOBAL:
+            mode_step = step
+        elif step_mode != mode:
+            return False
+        collections = [
+            *self.collection_names,
+            *([config_module.LOSSES] if self.use_losses_collection else []),
+        ]
+        for name in self._selected(step, collections, self.tensor_regex, default_all=False):
+            tensor = self.base_trial.tensor(name)
+            current = _finite_mean(tensor.value(mode_step, mode=mode))
+            if not math.isfinite(current):
+                continue
+            key = (name, mode)
+            lowest = self._lowest.get(key, current)
+            self._lowest[key] = min(lowest, current)
+            threshold = self.increase_threshold_percent
+            if threshold is not None and current > lowest + abs(lowest) * threshold / 100:
+                return self._fire(
+                    f"{name} ({mode.name}) is {current:.6g} at step {mode_step}, more than {threshold:g}% "
+                    f"above its lowest value {lowest:.6g}"
+                )
+            last = self._last_checked.get(key)
+            if last is not None and mode_step < last + self.num_steps:
+                continue
+            earlier = [saved for saved in tensor.steps(mode=mode) if saved <= mode_step - self.num_steps]
+            if not earlier:
+                continue
+            reference_step = max(earlier)
+            reference = _finite_mean(tensor.value(reference_step, mode=mode))
+            self._last_checked[key] = mode_step
+            if not math.isfinite(reference):
+                continue
+            required = reference - abs(reference) * self.diff_percent / 100
+            if current >= required:
+                return self._fire(
+                    f"{name} ({mode.name}) is {current:.6g} at step {mode_step}, not {self.diff_percent:g}% "
+                    f"below {reference:.6g} at step {reference_step}"
+                )
+        return False
+
+
+class VanishingGradient(AutostopRule):
+    """A gradient vanished: the mean absolute value of a ``gradients`` tensor is below ``threshold``."""
+
+    # threshold [1e-7], AWS's default.
+    PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {"threshold": parse_float}
+    REQUIRED_COLLECTIONS = (config_module.GRADIENTS,)
+
+    def __init__(self, base_trial: Any, threshold: float = 1e-7, action_str: str = "") -> None:
+        super().__init__(base_trial, action_str=action_str)
+        if threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        self.threshold = threshold
+
+    def invoke_at_step(self, step: int) -> bool:
+        _, mode_step = self._mode_step(step)
+        for name in self._selected(step, [config_module.GRADIENTS], [], default_all=False):
+            value = np.asarray(self.base_trial.tensor(name).value(step), np.float64)
+            if value.size == 0:
+                continue
+            mean_absolute = float(np.mean(np.abs(value)))
+            if math.isfinite(mean_absolute) and mean_absolute < self.threshold:
+                return self._fire(
+                    f"{name} has mean |gradient| {mean_absolute:.3g} < {self.threshold:g} at step {mode_step}"
+                )
+        return False
+
+
+class ExplodingTensor(AutostopRule):
+    """A tensor holds NaN (or, unless ``only_nan``, infinite) values.
+
+    ``collection_names`` / ``tensor_regex`` (comma-separated) select the tensors; neither: every tensor saved
+    at the step (losses, gradients, weights, embeddings...).
+    """
+
+    PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "collection_names": parse_list,
+        "tensor_regex": parse_list,
+        "only_nan": parse_bool,
+    }
+
+    def __init__(
+        self,
+        base_trial: Any,
+        collection_names: Iterable[str] = (),
+        tensor_regex: Iterable[str] = (),
+        only_nan: bool = False,
+        action_str: str = "",
+    ) -> None:
+        super().__init__(base_trial, action_str=action_str)
+        self.collection_names = list(collection_names)
+        self.tensor_regex = _check_regexes(tensor_regex, "ExplodingTensor")
+        self.only_nan = only_nan
+
+    def invoke_at_step(self, step: int) -> bool:
+        _, mode_step = self._mode_step(step)
+        for name in self._selected(step, self.collection_names, self.tensor_regex, default_all=True):
+            value = np.asarray(self.base_trial.tensor(name).value(step))
+            if not np.issubdtype(value.dtype, np.floating):
+                continue
+            bad = np.isnan(value) if self.only_nan else ~np.isfinite(value)
+            count = int(np.count_nonzero(bad))
+            if count:
+                kind = "NaN" if self.only_nan else "NaN or infinite"
+                return self._fire(f"{name} has {count} {kind} values at step {mode_step}")
+        return False
+
+
+class Overfit(AutostopRule):
+    """Validation loss pulls away from training loss.
+
+    At each evaluation step ``s >= start_step`` [0], ratio = (validation loss - mean training loss) / mean
+    training loss, the training mean over the saved training steps since the previous evaluation. The rule
+    fires once the ratio exceeded ``ratio_threshold`` [0.1] at ``patience`` [1] evaluations in a row.
+    """
+
+    PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "tensor_regex": parse_list,
+        "start_step": parse_int,
+        "patience": parse_int,
+        "ratio_threshold": parse_float,
+    }
+    REQUIRED_COLLECTIONS = (config_module.LOSSES,)
+
+    def __init__(
+        self,
+        base_trial: Any,
+        tensor_regex: Iterable[str] = (),
+        start_step: int = 0,
+        patience: int = 1,
+        ratio_threshold: float = 0.1,
+        action_str: str = "",
+    ) -> None:
+        super().__init__(base_trial, action_str=action_str)
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        if patience <= 0:
+            raise ValueError(f"patience must be > 0, got {patience}")
+        if ratio_threshold <= 0:
+            raise ValueError(f"ratio_threshold must be > 0, got {ratio_threshold}")
+        self.tensor_regex = _check_regexes(tensor_regex, "Overfit")
+        self.start_step = start_step
+        self.patience = patience
+        self.ratio_threshold = ratio_threshold
+        self._previous_evaluation: dict[str, int] = {}
+        self._exceeded: dict[str, int] = {}
+
+    def invoke_at_step(self, step: int) -> bool:
+        mode, mode_step = self._mode_step(step)
+        if mode != ModeKeys.EVAL:
+            return False
+        collections = [] if self.tensor_regex else [config_module.LOSSES]
+        for name in self._selected(step, collections, self.tensor_regex, default_all=False):
+            previous = self._previous_evaluation.get(name, -1)
+            self._previous_evaluation[name] = mode_step
+            if mode_step < self.start_step:
+                continue
+            tensor = self.base_trial.tensor(name)
+            validation = _finite_mean(tensor.value(mode_step, mode=ModeKeys.EVAL))
+            training_steps = [s for s in tensor.steps(mode=ModeKeys.TRAIN) if previous < s <= mode_step]
+            if not training_steps or not math.isfinite(validation):
+                continue
+            training = float(
+                np.mean([_finite_mean(tensor.value(s, mode=ModeKeys.TRAIN)) for s in training_steps])
+            )
+            if not math.isfinite(training) or training == 0:
+                continue
+            ratio = (validation - training) / abs(training)
+            exceeded = self._exceeded.get(name, 0) + 1 if ratio > self.ratio_threshold else 0
+            self._exceeded[name] = exceeded
+            if exceeded >= self.patience:
+                return self._fire(
+                    f"{name}: validation {validation:.6g} vs training mean {training:.6g} at step "
+                    f"{mode_step}: ratio {ratio:.3g} > {self.ratio_threshold:g} for {exceeded} evaluation(s)"
+                )
+        return False
+
+
+def cluster_ratio(embeddings: np.ndarray, family_index: np.ndarray) -> tuple[float, float, float] | None:
+    """``(intra / inter, intra, inter)``: mean Euclidean distance between designs of the same family and of
+    different families. ``None`` when either kind of pair is missing (one family, or all singletons).
+    A ratio near 1 means the latent space ignores families; well-clustered embeddings give a small ratio."""
+    vectors = np.asarray(embeddings, np.float64).reshape(len(embeddings), -1)
+    families = np.asarray(family_index).reshape(-1)
+    if len(vectors) != len(families) or len(vectors) < 2:
+        return None
+    distances = np.sqrt(np.maximum(np.sum((vectors[:, None, :] - vectors[None, :, :]) ** 2, axis=-1), 0.0))
+    upper = np.triu(np.ones(distances.shape, bool), k=1)
+    same = (families[:, None] == families[None, :]) & upper
+    different = (families[:, None] != families[None, :]) & upper
+    if not same.any() or not different.any():
+        return None
+    intra = float(distances[same].mean())
+    inter = float(distances[different].mean())
+    return (intra / inter if inter > 0 else math.inf), intra, inter
+
+
+class LatentClusterRule(AutostopRule):
+    """The bottleneck does not group designs by family.
+
+    On each saved ``embeddings`` step ``>= start_step`` [0], ratio = mean intra-family distance / mean
+    inter-family distance of the probe designs' embeddings (``cluster_ratio``). The rule fires once the ratio
+    was above ``ratio_threshold`` [0.9] at ``patience`` [3] saved steps in a row; a collapsed latent space
+    (all probe embeddings equal) counts as above. Needs a probe with at least two families and two designs of
+    one family; otherwise it never fires.
+    """
+
+    PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "ratio_threshold": parse_float,
+        "start_step": parse_int,
+        "patience": parse_int,
+    }
+    REQUIRED_COLLECTIONS = (config_module.EMBEDDINGS,)
+
+    def __init__(
+        self,
+        base_trial: Any,
+        ratio_threshold: float = 0.9,
+        start_step: int = 0,
+        patience: int = 3,
+        action_str: str = "",
+    ) -> None:
+        super().__init__(base_trial, action_str=action_str)
+        if ratio_threshold <= 0:
+            raise ValueError(f"ratio_threshold must be > 0, got {ratio_threshold}")
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        if patience <= 0:
+            raise ValueError(f"patience must be > 0, got {patience}")
+        self.ratio_threshold = ratio_threshold
+        self.start_step = start_step
+        self.patience = patience
+        self._exceeded = 0
+        self.ratios: dict[int, float] = {}  # training step -> ratio (for analysis and tests)
+
+    def invoke_at_step(self, step: int) -> bool:
+        present = self._tensors_at(step)
+        if layout.EMBEDDING_TENSOR not in present or layout.FAMILY_INDEX_TENSOR not in present:
+            return False
+        _, mode_step = self._mode_step(step)
+        if mode_step < self.start_step:
+            return False
+        embeddings = np.asarray(self.base_trial.tensor(layout.EMBEDDING_TENSOR).value(step))
+        families = np.asarray(self.base_trial.tensor(layout.FAMILY_INDEX_TENSOR).value(step))
+        if not np.all(np.isfinite(embeddings)):
+            return False
+        result = cluster_ratio(embeddings, families)
+        if result is None:
+            return False
+        ratio, intra, inter = result
+        self.ratios[mode_step] = ratio
+        self._exceeded = self._exceeded + 1 if ratio > self.ratio_threshold else 0
+        if self._exceeded >= self.patience:
+            return self._fire(
+                f"intra/inter-family distance ratio {ratio:.3g} (intra {intra:.3g}, inter {inter:.3g}) > "
+                f"{self.ratio_threshold:g} at step {mode_step}, {self._exceeded} saved step(s) in a row"
+            )
+        return False
+
+
+RULES: dict[str, type[AutostopRule]] = {
+    rule.__name__: rule
+    for rule in (LossNotDecreasing, VanishingGradient, ExplodingTensor, Overfit, LatentClusterRule)
+}
