@@ -28,6 +28,7 @@ import numpy as np
 from smdebug.core.modes import ModeKeys
 from smdebug.rules.rule import Rule
 
+from training.analysis import clustering
 from training.debugger import config as config_module
 from training.debugger import layout
 
@@ -422,31 +423,28 @@ class Overfit(AutostopRule):
 
 def cluster_ratio(embeddings: np.ndarray, family_index: np.ndarray) -> tuple[float, float, float] | None:
     """``(intra / inter, intra, inter)``: mean Euclidean distance between designs of the same family and of
-    different families. ``None`` when either kind of pair is missing (one family, or all singletons).
-    A ratio near 1 means the latent space ignores families; well-clustered embeddings give a small ratio."""
-    vectors = np.asarray(embeddings, np.float64).reshape(len(embeddings), -1)
-    families = np.asarray(family_index).reshape(-1)
-    if len(vectors) != len(families) or len(vectors) < 2:
+    different families (``training.analysis.clustering.family_separation``, the same arithmetic the SageMaker
+    custom rule runs). ``None`` when the ratio is not defined for the batch (one family, all singletons,
+    non-finite values). A ratio near 1 means the latent space ignores families; clustered embeddings give a
+    small ratio; a collapsed latent space (all embeddings equal) gives infinity."""
+    vectors = np.asarray(embeddings, np.float64)
+    vectors = vectors.reshape(len(vectors), -1)
+    families = [str(int(index)) for index in np.asarray(family_index).reshape(-1)]
+    try:
+        separation = clustering.family_separation(vectors, families)
+    except ValueError:
         return None
-    distances = np.sqrt(np.maximum(np.sum((vectors[:, None, :] - vectors[None, :, :]) ** 2, axis=-1), 0.0))
-    upper = np.triu(np.ones(distances.shape, bool), k=1)
-    same = (families[:, None] == families[None, :]) & upper
-    different = (families[:, None] != families[None, :]) & upper
-    if not same.any() or not different.any():
-        return None
-    intra = float(distances[same].mean())
-    inter = float(distances[different].mean())
-    return (intra / inter if inter > 0 else math.inf), intra, inter
+    return separation.ratio, separation.intra, separation.inter
 
 
 class LatentClusterRule(AutostopRule):
     """The bottleneck does not group designs by family.
 
-    On each saved ``embeddings`` step ``>= start_step`` [0], ratio = mean intra-family distance / mean
-    inter-family distance of the probe designs' embeddings (``cluster_ratio``). The rule fires once the ratio
-    was above ``ratio_threshold`` [0.9] at ``patience`` [3] saved steps in a row; a collapsed latent space
-    (all probe embeddings equal) counts as above. Needs a probe with at least two families and two designs of
-    one family; otherwise it never fires.
+    On each saved ``embeddings`` step, ratio = mean intra-family distance / mean inter-family distance of the
+    probe designs' embeddings (``cluster_ratio``). The rule fires once the ratio was above
+    ``ratio_threshold`` [0.9] at ``patience`` [3] saved steps in a row from training step ``start_step`` [0]
+    on (``clustering.RatioWatch``, shared with the SageMaker custom rule); a collapsed latent space counts as
+    above. Needs a probe with at least two families and two designs of one family; otherwise it never fires.
     """
 
     PARAMETERS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
@@ -459,9 +457,9 @@ class LatentClusterRule(AutostopRule):
     def __init__(
         self,
         base_trial: Any,
-        ratio_threshold: float = 0.9,
-        start_step: int = 0,
-        patience: int = 3,
+        ratio_threshold: float = clustering.DEFAULT_RATIO_THRESHOLD,
+        start_step: int = clustering.DEFAULT_START_STEP,
+        patience: int = clustering.DEFAULT_PATIENCE,
         action_str: str = "",
     ) -> None:
         super().__init__(base_trial, action_str=action_str)
@@ -474,7 +472,9 @@ class LatentClusterRule(AutostopRule):
         self.ratio_threshold = ratio_threshold
         self.start_step = start_step
         self.patience = patience
-        self._exceeded = 0
+        self.watch = clustering.RatioWatch(
+            threshold=ratio_threshold, start_step=start_step, patience=patience
+        )
         self.ratios: dict[int, float] = {}  # training step -> ratio (for analysis and tests)
 
     def invoke_at_step(self, step: int) -> bool:
@@ -486,18 +486,16 @@ class LatentClusterRule(AutostopRule):
             return False
         embeddings = np.asarray(self.base_trial.tensor(layout.EMBEDDING_TENSOR).value(step))
         families = np.asarray(self.base_trial.tensor(layout.FAMILY_INDEX_TENSOR).value(step))
-        if not np.all(np.isfinite(embeddings)):
-            return False
         result = cluster_ratio(embeddings, families)
         if result is None:
             return False
         ratio, intra, inter = result
         self.ratios[mode_step] = ratio
-        self._exceeded = self._exceeded + 1 if ratio > self.ratio_threshold else 0
-        if self._exceeded >= self.patience:
+        if self.watch.observe(mode_step, ratio):
             return self._fire(
                 f"intra/inter-family distance ratio {ratio:.3g} (intra {intra:.3g}, inter {inter:.3g}) > "
-                f"{self.ratio_threshold:g} at step {mode_step}, {self._exceeded} saved step(s) in a row"
+                f"{self.ratio_threshold:g} at step {mode_step}, "
+                f"{self.watch.consecutive} saved step(s) in a row"
             )
         return False
 

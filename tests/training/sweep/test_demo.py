@@ -1,0 +1,53 @@
+"""``make demo``'s words: what it prints about a finished sweep, for someone who never read the code.
+
+(The whole demo takes minutes; it is run by ``make demo``, not here. These tests check what it says about a
+fixed sweep record and that its spec is the sweep it describes.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.training.sweep.test_report import fixed_sweep
+from training import demo
+from training.sweep import report
+from training.sweep import spec as spec_module
+
+
+def test_the_summary_says_what_was_stopped_why_and_what_it_saved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a finished sweep with a measured baseline, and its report files
+    record = fixed_sweep()
+    record.baseline = {"fixed-001": 0.60, "fixed-002": 0.70, "fixed-003": 0.05, "fixed-004": 0.0}
+    record.baseline_compute = {"fixed-003": 40.0, "fixed-004": 60.0}
+    files = report.write_report(record, tmp_path)
+    spec = spec_module.load_spec(demo.DEMO_SPEC)
+    # WHEN the demo explains it
+    demo.explain_results(record, files, spec, seconds=300.0, out=tmp_path)
+    text = " ".join(capsys.readouterr().out.split())
+    # THEN each job's fate, the compute (estimated and measured), the best job, the regret and the paths
+    assert (
+        "fixed-003 (learning_rate 0): rule LossNotDecreasing found issues at step 20; stopped after 20 of 100"
+        in text
+    )
+    assert "fixed-005 (learning_rate 0.01): Failed training failed: boom" in text
+    assert "38% saved" in text  # estimated: (202 - 126) / 202
+    assert "Measured rather than estimated" in text
+    assert "Best job: fixed-002" in text
+    assert "Regret: 0.0000" in text
+    assert "the stops cost nothing" in text
+    assert str(files.markdown) in text
+    assert "autostop sweep status" in text
+
+
+def test_the_demo_spec_is_the_sweep_the_demo_describes() -> None:
+    spec = spec_module.load_spec(demo.DEMO_SPEC)
+    jobs = spec.jobs()
+    assert len(jobs) >= 8
+    rates = {job.params["learning_rate"] for job in jobs}
+    assert {0.0, 1e6} <= rates
+    assert {job.params["variant"] for job in jobs} == {"standard", "deep_saturating"}
+    assert {rule.name for rule in spec.rules} == {"LossNotDecreasing", "VanishingGradient", "ExplodingTensor"}
