@@ -259,7 +259,7 @@ class LocalSweep:
                 f"signal_sources must be some of {', '.join(SIGNAL_SOURCES)}, got {list(signal_sources)}"
             )
         self.spec = spec
-        self.directory = directory
+        self.directory = Path(directory).resolve()  # jobs run with their own folder as cwd
         self.configs = list(spec.jobs() if jobs is None else jobs)
         self.python = python
         self.progress = progress or progress_module.PlainProgress()

@@ -75,7 +75,7 @@ def corrupt_dataset(directory: Path) -> Path:
 
 
 def test_a_bad_job_is_stopped_by_its_rule_a_good_one_completes_and_a_crash_is_recorded(
-    rendered_shards: RenderedShards, tmp_path: Path
+    rendered_shards: RenderedShards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a sweep of a job whose data is corrupt (crashes), a huge learning rate (NaN) and a good one
     document = tiny_spec(rendered_shards, name="tiny", steps=40, learning_rates=[1e6, 0.003])
@@ -92,8 +92,10 @@ def test_a_bad_job_is_stopped_by_its_rule_a_good_one_completes_and_a_crash_is_re
     lines: list[str] = []
     progress = progress_module.PlainProgress()
     progress.event = lines.append  # type: ignore[method-assign]  # keep the runner's lines for the asserts
-    # WHEN running it locally
-    sweep = local.LocalSweep(spec, tmp_path / "runs" / "tiny", progress=progress)
+    # WHEN running it locally into a folder given relative to the working directory, as `make demo` does
+    # (each job runs with its own folder as its working directory)
+    monkeypatch.chdir(tmp_path)
+    sweep = local.LocalSweep(spec, Path("runs") / "tiny", progress=progress)
     record = sweep.run()
     crashed, diverged, good = record.jobs
     # THEN the crash is Failed with its reason and the sweep went on
