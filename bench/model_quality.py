@@ -34,8 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
-from lambdas.transform_renders import layout, transform
-from training import hparams, job, model
+from training import hparams, job, model, transform_cli
 from training.analysis import clustering, embeddings, search
 from training.render import batches
 
@@ -103,17 +102,13 @@ def render_shards(root: Path, *, settings: Settings, designs_per_family: int, se
         seed=seed,
         workers=settings.workers,
     )
-    config = transform.TransformConfig(image_size=settings.image_size, num_views=settings.num_views)
     shards = root / "shards"
-    shards.mkdir(parents=True)
-    for batch in manifest.batches:
-        archive = Path(batch.path)
-        result = transform.transform_archive(archive.read_bytes(), archive_name=archive.name, config=config)
-        if result.rejections:
-            raise RuntimeError(f"the transformer rejected rendered designs: {result.rejections}")
-        (shards / (transform.strip_archive_suffix(archive.name) + ".tfrecord")).write_bytes(
-            layout.encode_shard(result.designs)
-        )
+    transform_cli.write_shards(
+        [Path(batch.path) for batch in manifest.batches],
+        shards,
+        image_size=settings.image_size,
+        num_views=settings.num_views,
+    )
     return shards
 
 

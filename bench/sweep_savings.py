@@ -61,7 +61,7 @@ def log(line: str) -> None:
 
 def prepare_data(directory: Path) -> Path:
     """Render and transform the dataset (the transformer core, as the Lambda runs it)."""
-    from lambdas.transform_renders import layout, transform
+    from training import transform_cli
     from training.render import batches
 
     manifest = batches.generate_dataset(
@@ -74,16 +74,9 @@ def prepare_data(directory: Path) -> Path:
         workers=2,
     )
     shards = directory / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    config = transform.TransformConfig(image_size=IMAGE_SIZE, num_views=VIEWS)
-    for batch in manifest.batches:
-        archive = Path(batch.path)
-        result = transform.transform_archive(archive.read_bytes(), archive_name=archive.name, config=config)
-        if result.rejections:
-            raise RuntimeError(f"{archive.name}: {result.rejections}")
-        (shards / (transform.strip_archive_suffix(archive.name) + ".tfrecord")).write_bytes(
-            layout.encode_shard(result.designs)
-        )
+    transform_cli.write_shards(
+        [Path(batch.path) for batch in manifest.batches], shards, image_size=IMAGE_SIZE, num_views=VIEWS
+    )
     return shards
 
 

@@ -244,6 +244,32 @@ def find_archives(input_dir: Path) -> tuple[list[Path], int]:
     return sorted(archives), skipped
 
 
+def write_shards(archives: Sequence[Path], shards_dir: Path, *, image_size: int, num_views: int) -> list[Any]:
+    """Transform each render batch file into one shard in ``shards_dir``; any rejection is an error.
+
+    For data made here (benchmarks, test fixtures, the model comparison), where every rendered design must
+    reach training: a rejection means the renderer and the transformer disagree, so it raises instead of
+    writing a rejection record. Returns the designs written (``transform.Design``), in archive order.
+    """
+    from lambdas.transform_renders import layout, transform
+
+    config = transform.TransformConfig(image_size=image_size, num_views=num_views)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    designs: list[Any] = []
+    for archive in archives:
+        result = transform.transform_archive(archive.read_bytes(), archive_name=archive.name, config=config)
+        if result.rejections:
+            reasons = "; ".join(
+                f"{rejection.design_id or 'the batch'}: {rejection.reason}: {rejection.message}"
+                for rejection in result.rejections
+            )
+            raise ValueError(f"{archive.name}: the transformer rejected designs: {reasons}")
+        shard = shards_dir / (transform.strip_archive_suffix(archive.name) + ".tfrecord")
+        shard.write_bytes(layout.encode_shard(result.designs))
+        designs.extend(result.designs)
+    return designs
+
+
 def run_local(arguments: argparse.Namespace) -> int:
     from lambdas.transform_renders import layout, transform
 

@@ -31,7 +31,7 @@ class RenderedShards:
 
 @pytest.fixture(scope="session")
 def rendered_shards(tmp_path_factory: pytest.TempPathFactory) -> RenderedShards:
-    from lambdas.transform_renders import layout, transform
+    from training import transform_cli
     from training.render import batches
 
     root = tmp_path_factory.mktemp("rendered")
@@ -43,16 +43,12 @@ def rendered_shards(tmp_path_factory: pytest.TempPathFactory) -> RenderedShards:
         size=IMAGE_SIZE,
         seed=RENDER_SEED,
     )
-    config = transform.TransformConfig(image_size=IMAGE_SIZE, num_views=NUM_VIEWS)
-    shards = root / "channel" / "shards"
-    shards.mkdir(parents=True)
-    families: dict[str, str] = {}
-    for batch in manifest.batches:
-        archive = Path(batch.path)
-        result = transform.transform_archive(archive.read_bytes(), archive_name=archive.name, config=config)
-        assert not result.rejections, result.rejections
-        families.update({design.design_id: design.family for design in result.designs})
-        shard_name = transform.strip_archive_suffix(archive.name) + ".tfrecord"
-        (shards / shard_name).write_bytes(layout.encode_shard(result.designs))
+    designs = transform_cli.write_shards(
+        [Path(batch.path) for batch in manifest.batches],
+        root / "channel" / "shards",
+        image_size=IMAGE_SIZE,
+        num_views=NUM_VIEWS,
+    )
+    families = {design.design_id: design.family for design in designs}
     assert len(families) == DESIGNS
     return RenderedShards(path=root / "channel", design_ids=tuple(sorted(families)), families=families)

@@ -109,6 +109,26 @@ def test_local_honours_size_and_view_count(tmp_path: Path) -> None:
     assert design["views"].shape == (4, 32, 32)
 
 
+def test_write_shards_writes_one_shard_per_batch_and_refuses_any_rejection(tmp_path: Path) -> None:
+    # GIVEN two good batches and one holding a design with too few views
+    (tmp_path / "in").mkdir()
+    good = [tmp_path / "in" / "x.tar", tmp_path / "in" / "y.tar.gz"]
+    good[0].write_bytes(archives.tar_bytes(archives.design_files("x", views=4)))
+    good[1].write_bytes(archives.tar_bytes(archives.design_files("y", views=4), compressed=True))
+    bad = tmp_path / "in" / "z.tar"
+    bad.write_bytes(archives.tar_bytes(archives.design_files("z", views=3)))
+    # WHEN the good ones are written as shards
+    designs = transform_cli.write_shards(good, tmp_path / "shards", image_size=32, num_views=4)
+    # THEN one shard per batch, named after it, holding its design; the designs come back in order
+    assert [design.design_id for design in designs] == ["x", "y"]
+    assert sorted(path.name for path in (tmp_path / "shards").iterdir()) == ["x.tfrecord", "y.tfrecord"]
+    [design] = example_proto.designs_in_shard((tmp_path / "shards" / "y.tfrecord").read_bytes())
+    assert design["views"].shape == (4, 32, 32)
+    # AND a batch with a rejected design is an error naming the batch and the reason, not a silent drop
+    with pytest.raises(ValueError, match=r"z\.tar: the transformer rejected designs:.*wrong_view_count"):
+        transform_cli.write_shards([bad], tmp_path / "more", image_size=32, num_views=4)
+
+
 def test_local_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["transform", "local", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
     assert "is not a folder" in capsys.readouterr().err
