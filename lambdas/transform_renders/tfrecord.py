@@ -13,167 +13,33 @@ involved are small and stable:
   ``Example{features=1: Features{feature=1: map<string, Feature>}}``, ``Feature{bytes_list=1 | float_list=2 |
   int64_list=3}``, ``BytesList{repeated bytes value=1}``, ``Int64List{repeated int64 value=1 [packed]}``.
 
-CRC-32C without a C extension: a byte-at-a-time table loop in pure Python runs at ~10 MB/s, which would
-cost as much as decoding the images. Instead the data is cut into K lanes of ``_LANE_BYTES`` bytes whose
-CRCs numpy advances together (one vectorized table step per byte column), then the lane CRCs are combined
-pairwise with precomputed "append n zero bytes" operators (CRC is linear over GF(2), the same identity as
-zlib's ``crc32_combine``). All records of a shard go through one such pass, so numpy's per-call overhead
-is shared by every design of a batch. bench/transform.py measures it; tests check it against a bit-by-bit
-reference.
+CRC-32C comes from google-crc32c (Google's C implementation, hardware CRC instructions where the CPU has
+them; ~20 GB/s here): a byte-table loop in pure Python runs at ~10 MB/s and numpy lanes at ~80 MB/s, either
+of which costs as much per view as decoding a small image (bench/transform.py). Its pure-Python fallback is
+never used silently: importing this module fails when the C extension is missing (a broken asset), and the
+bundled-asset test checks the C extension loads from the asset under the Lambda's Python.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cache
 
-import numpy
-import numpy.typing
+import google_crc32c
 
-_CRC32C_POLYNOMIAL = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK_DELTA = 0xA282EAD8
 _UINT32 = 0xFFFFFFFF
-# Lane length for the vectorized CRC: shorter lanes mean fewer Python-level steps but more combine levels.
-# 16 measured best over 4 KB-2 MB records here (~0.2 ms for 4 KB, ~0.45 ms for a 49 KB design record).
-_LANE_BYTES = 16
-# Below this size the plain table loop beats numpy's per-call overhead.
-_VECTORIZE_FROM_BYTES = 512
 
-Uint32Array = numpy.typing.NDArray[numpy.uint32]
-
-
-def _byte_table() -> tuple[int, ...]:
-    table = []
-    for index in range(256):
-        value = index
-        for _ in range(8):
-            value = (value >> 1) ^ (_CRC32C_POLYNOMIAL if value & 1 else 0)
-        table.append(value)
-    return tuple(table)
-
-
-_TABLE: tuple[int, ...] = _byte_table()
-_TABLE_ARRAY: Uint32Array = numpy.array(_TABLE, dtype=numpy.uint32)
-
-
-def _crc_update_python(crc: int, data: bytes) -> int:
-    """Advance a raw (unconditioned) CRC register over ``data``, one table step per byte."""
-    table = _TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
-# A GF(2)-linear map on 32-bit CRC registers is stored as the images of the 32 unit vectors (columns).
-def _apply_columns(columns: Sequence[int], value: int) -> int:
-    result = 0
-    bit = 0
-    while value:
-        if value & 1:
-            result ^= columns[bit]
-        value >>= 1
-        bit += 1
-    return result
-
-
-def _compose(outer: Sequence[int], inner: Sequence[int]) -> tuple[int, ...]:
-    return tuple(_apply_columns(outer, column) for column in inner)
-
-
-def _one_zero_byte_columns() -> tuple[int, ...]:
-    return tuple(_crc_update_python(1 << bit, b"\x00") for bit in range(32))
-
-
-@cache
-def _zeros_operator(length: int) -> tuple[int, ...]:
-    """Columns of the map "advance the register over ``length`` zero bytes" (square-and-multiply)."""
-    result = tuple(1 << bit for bit in range(32))  # identity
-    power = _one_zero_byte_columns()
-    remaining = length
-    while remaining:
-        if remaining & 1:
-            result = _compose(power, result)
-        remaining >>= 1
-        if remaining:
-            power = _compose(power, power)
-    return result
-
-
-@cache
-def _zeros_tables(length: int) -> Uint32Array:
-    """The same map as 4 x 256 lookup tables, one per register byte, for vectorized application."""
-    columns = _zeros_operator(length)
-    tables = numpy.zeros((4, 256), dtype=numpy.uint32)
-    for byte_index in range(4):
-        for value in range(1, 256):
-            lowest = value & -value
-            tables[byte_index, value] = (
-                tables[byte_index, value ^ lowest] ^ columns[8 * byte_index + lowest.bit_length() - 1]
-            )
-    return tables
-
-
-def _apply_zeros(tables: Uint32Array, registers: Uint32Array) -> Uint32Array:
-    return (  # type: ignore[no-any-return]
-        tables[0][registers & 0xFF]
-        ^ tables[1][(registers >> 8) & 0xFF]
-        ^ tables[2][(registers >> 16) & 0xFF]
-        ^ tables[3][registers >> 24]
+if google_crc32c.implementation != "c":  # pragma: no cover - only in a broken install
+    raise ImportError(
+        "google-crc32c's C extension did not load (its pure-Python fallback is ~1000x slower); "
+        "reinstall google-crc32c for this platform"
     )
-
-
-def _crcs_vectorized(chunks: Sequence[bytes]) -> list[int]:
-    """CRC-32C of several chunks (each >= 4 bytes) at once (see the module docstring).
-
-    Every chunk is front-padded with zeros to the longest one's lane count (leading zero bytes leave a zero
-    register unchanged), so one pass of numpy steps serves all of them: the per-step overhead is shared.
-    The initial register 0xFFFFFFFF is applied by inverting each chunk's first 4 bytes, which for a
-    reflected 32-bit CRC is the same as starting from it, so no per-length correction is needed.
-    """
-    lane_count = -(-max(len(chunk) for chunk in chunks) // _LANE_BYTES)
-    width = lane_count * _LANE_BYTES
-    buffer = numpy.zeros((len(chunks), width), dtype=numpy.uint8)
-    for row, chunk in enumerate(chunks):
-        start = width - len(chunk)
-        buffer[row, start:] = numpy.frombuffer(chunk, dtype=numpy.uint8)
-        buffer[row, start : start + 4] ^= 0xFF
-    lanes = buffer.reshape(len(chunks), lane_count, _LANE_BYTES)
-    registers = numpy.zeros((len(chunks), lane_count), dtype=numpy.uint32)
-    table = _TABLE_ARRAY
-    for column in range(_LANE_BYTES):
-        registers = table[(registers ^ lanes[:, :, column]) & 0xFF] ^ (registers >> 8)
-    lane_length = _LANE_BYTES
-    while registers.shape[1] > 1:
-        if registers.shape[1] % 2:
-            registers = numpy.concatenate(
-                (numpy.zeros((len(chunks), 1), dtype=numpy.uint32), registers), axis=1
-            )
-        # left lane, then right lane: crc(left || right) = zeros_shift(crc(left), len(right)) ^ crc(right)
-        registers = _apply_zeros(_zeros_tables(lane_length), registers[:, 0::2]) ^ registers[:, 1::2]
-        lane_length *= 2
-    return [int(value) ^ _UINT32 for value in registers[:, 0]]
-
-
-def crc32c_many(chunks: Sequence[bytes]) -> list[int]:
-    """CRC-32C (Castagnoli) of each chunk; long chunks are computed together in one vectorized pass."""
-    results = [0] * len(chunks)
-    long_chunks: list[tuple[int, bytes]] = []
-    for index, chunk in enumerate(chunks):
-        if len(chunk) < _VECTORIZE_FROM_BYTES:
-            results[index] = _crc_update_python(_UINT32, chunk) ^ _UINT32
-        else:
-            long_chunks.append((index, chunk))
-    if long_chunks:
-        crcs = _crcs_vectorized([chunk for _, chunk in long_chunks])
-        for (index, _), crc in zip(long_chunks, crcs, strict=True):
-            results[index] = crc
-    return results
 
 
 def crc32c(data: bytes) -> int:
     """CRC-32C (Castagnoli) of ``data``, as used by TFRecord, iSCSI and ext4."""
-    return crc32c_many([data])[0]
+    return int(google_crc32c.value(data))
 
 
 def _mask(crc: int) -> int:
@@ -186,15 +52,12 @@ def masked_crc32c(data: bytes) -> int:
 
 
 def frame_records(records: Sequence[bytes]) -> bytes:
-    """A TFRecord stream: per record its length, the length's masked CRC, the data, the data's masked CRC.
-
-    The data CRCs of all records are computed in one vectorized pass.
-    """
-    data_crcs = crc32c_many(records)
+    """A TFRecord stream: per record its length, the length's masked CRC, the data, the data's masked CRC."""
     parts: list[bytes] = []
-    for data, data_crc in zip(records, data_crcs, strict=True):
+    for data in records:
         length = struct.pack("<Q", len(data))
-        parts += (length, struct.pack("<I", masked_crc32c(length)), data, struct.pack("<I", _mask(data_crc)))
+        length_crc = struct.pack("<I", masked_crc32c(length))
+        parts += (length, length_crc, data, struct.pack("<I", masked_crc32c(data)))
     return b"".join(parts)
 
 

@@ -61,14 +61,15 @@ class Context:
 
 with open(event_path) as stream:
     response = handler(json.load(stream), Context())
-roots = {"numpy", "PIL", "aws_lambda_powertools", "boto3", "botocore", "transform_renders"}
+roots = {"numpy", "PIL", "aws_lambda_powertools", "google_crc32c", "boto3", "botocore", "transform_renders"}
 modules = {
     name: getattr(module, "__file__", None)
     for name, module in sys.modules.items()
     if name.split(".")[0] in roots and "." not in name
 }
 version = list(sys.version_info[:2])
-print("RESULT " + json.dumps({"response": response, "modules": modules, "version": version}))
+crc = sys.modules["google_crc32c"].implementation
+print("RESULT " + json.dumps({"response": response, "modules": modules, "version": version, "crc": crc}))
 """
 
 
@@ -191,8 +192,9 @@ def test_handler_runs_from_the_bundled_asset_alone(
     assert result["version"] == [3, 13]
     assert result["response"] == {"batchItemFailures": []}
     modules = result["modules"]
-    for name in ("numpy", "PIL", "aws_lambda_powertools", "transform_renders"):
+    for name in ("numpy", "PIL", "aws_lambda_powertools", "google_crc32c", "transform_renders"):
         assert modules[name].startswith(str(asset)), (name, modules[name])
+    assert result["crc"] == "c"  # google-crc32c's C extension, not its slow pure-Python fallback
     for name in ("boto3", "botocore"):
         assert modules[name].startswith(str(runtime_boto3)), (name, modules[name])
     # AND the shard it wrote through moto holds the design
