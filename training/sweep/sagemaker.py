@@ -678,7 +678,8 @@ def _seconds_between(start: object, end: object) -> float | None:
     return None
 
 
-def _tags(sagemaker_client: Any, arn: str) -> dict[str, str]:
+def training_job_tags(sagemaker_client: Any, arn: str) -> dict[str, str]:
+    """A training job's tags as a dict, every ``ListTags`` page read (the stop Lambda's tags among them)."""
     items: list[dict[str, str]] = []
     token = None
     while True:
@@ -739,7 +740,7 @@ def job_record(
 ) -> report_module.JobRecord:
     """A report record from ``DescribeTrainingJob``, ``ListTags`` and the job's CloudWatch metrics."""
     status = str(description.get("TrainingJobStatus", ""))
-    tags = _tags(clients.sagemaker, str(description.get("TrainingJobArn", "")))
+    tags = training_job_tags(clients.sagemaker, str(description.get("TrainingJobArn", "")))
     final = {
         item["MetricName"]: float(item["Value"]) for item in description.get("FinalMetricDataList", []) or []
     }

@@ -21,6 +21,7 @@ from typing import Any
 
 from lambdas.stop_training_job import decision
 from training.sweep import report as report_module
+from training.sweep import sagemaker as sagemaker_backend
 from training.sweep import spec as spec_module
 
 ALARM_STATUS = {"ALARM": "IssuesFound", "OK": "InProgress", "INSUFFICIENT_DATA": "InProgress"}
@@ -57,17 +58,6 @@ def sweep_job_names(sagemaker_client: Any, sweep_name: str) -> list[str]:
     )
 
 
-def _tags(sagemaker_client: Any, arn: str) -> dict[str, str]:
-    items: list[Any] = []
-    token = None
-    while True:
-        response = sagemaker_client.list_tags(ResourceArn=arn, **({"NextToken": token} if token else {}))
-        items += response.get("Tags", [])
-        token = response.get("NextToken")
-        if not token:
-            return decision.tags_from_list(items)
-
-
 def _alarm_states(cloudwatch_client: Any, prefix: str, sweep_name: str) -> dict[str, dict[str, str]]:
     """job -> rule -> rule status, from the alarms named ``<prefix><sweep>-NNN/<rule>``."""
     states: dict[str, dict[str, str]] = {}
@@ -87,7 +77,7 @@ def sagemaker_status(
     statuses = []
     for name in sweep_job_names(sagemaker_client, sweep_name):
         description = sagemaker_client.describe_training_job(TrainingJobName=name)
-        tags = _tags(sagemaker_client, description["TrainingJobArn"])
+        tags = sagemaker_backend.training_job_tags(sagemaker_client, description["TrainingJobArn"])
         status = str(description.get("TrainingJobStatus", ""))
         rules: dict[str, str] = {}
         for item in description.get("FinalMetricDataList", []) or []:
