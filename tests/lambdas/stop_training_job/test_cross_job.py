@@ -1,0 +1,127 @@
+"""The cross-job decision: rung levels, the two policies, and the guards that protect a healthy job.
+
+Properties are checked over random sweeps (hypothesis): whatever the objectives, the best job at a rung is
+never stopped, nothing is judged on fewer reports than configured, and a job is never stopped while a worse
+job at the same rung would continue.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lambdas.stop_training_job import cross_job
+
+
+def settings(**changes: object) -> cross_job.CrossJobSettings:
+    values: dict[str, object] = {
+        "policy": cross_job.Policy.ASHA,
+        "goal": cross_job.MAXIMIZE,
+        "max_steps": 1000,
+        "grace_period": 100,
+        "reduction_factor": 3.0,
+        "min_reports": 3,
+        "keep_best": 1,
+    }
+    values.update(changes)
+    return cross_job.CrossJobSettings(**values)  # type: ignore[arg-type]
+
+
+objectives = st.one_of(
+    st.floats(min_value=-10, max_value=10, allow_nan=False),
+    st.just(math.nan),
+    st.just(-math.inf),
+)
+sweeps = st.dictionaries(st.text("abcdefgh", min_size=1, max_size=3), objectives, min_size=1, max_size=12)
+
+
+def test_rungs_are_the_geometric_series_below_the_budget() -> None:
+    # GIVEN a grace period of 100 steps, a reduction factor of 3 and 1000 steps per job
+    # WHEN the rung levels are derived
+    # THEN they are 100, 300 and 900 (2700 is past the budget, where every job ends anyway)
+    assert settings().rungs() == (100, 300, 900)
+    assert settings(rung_levels=(50, 500, 5000, 50)).rungs() == (50, 500)
+
+
+def test_a_step_jump_reports_the_highest_rung_it_passed() -> None:
+    # GIVEN rungs at 100, 300, 900
+    # WHEN a job's metric lines jump from step 90 to 310, then 310 to 320
+    # THEN the first jump reaches rung 300 (the latest evidence), the second none
+    assert cross_job.rung_reached(settings(), 90, 310) == 300
+    assert cross_job.rung_reached(settings(), 310, 320) is None
+    assert cross_job.rung_reached(settings(), 99, 100) == 100
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"goal": "best"}, "goal"),
+        ({"reduction_factor": 1.5}, "reduction_factor"),
+        ({"min_reports": 1}, "min_reports"),
+        ({"keep_best": 0}, "keep_best"),
+        ({"grace_period": 0}, "grace_period"),
+    ],
+)
+def test_unusable_settings_are_refused_with_the_setting_named(
+    changes: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(cross_job.SettingsError, match=fragment):
+        settings(**changes)
+
+
+def test_asha_keeps_the_best_third_and_stops_the_rest() -> None:
+    # GIVEN six jobs at rung 100 with validation SSIM 0.1 .. 0.6 (maximize)
+    peers = {f"job-{index}": index / 10 for index in range(1, 7)}
+    decisions = {job: cross_job.judge(settings(), rung=100, job=job, peers=peers) for job in peers}
+    # THEN the best ceil(6 / 3) = 2 continue and the four others stop
+    assert sorted(job for job, judged in decisions.items() if not judged.stops) == ["job-5", "job-6"]
+    assert decisions["job-1"].reason == "rank 6 of 6 is outside the best 2"
+
+
+def test_median_rule_stops_only_what_is_worse_than_the_others_median() -> None:
+    # GIVEN four jobs minimizing a loss
+    peers = {"a": 0.2, "b": 0.3, "c": 0.4, "d": 0.9}
+    policy = settings(policy=cross_job.Policy.MEDIAN, goal=cross_job.MINIMIZE)
+    # THEN b (0.3 = median of a, c, d) continues, d (worse than 0.3) stops, a continues
+    assert not cross_job.judge(policy, rung=100, job="b", peers=peers).stops
+    judged = cross_job.judge(policy, rung=100, job="d", peers=peers)
+    assert judged.stops
+    assert judged.threshold == pytest.approx(0.3)
+    assert not cross_job.judge(policy, rung=100, job="a", peers=peers).stops
+
+
+def test_a_nan_objective_ranks_last() -> None:
+    peers = {"a": 0.5, "b": 0.4, "nan": math.nan}
+    judged = cross_job.judge(settings(), rung=300, job="nan", peers=peers)
+    assert judged.rank == 3
+    assert judged.stops
+
+
+@given(sweep=sweeps, policy=st.sampled_from(list(cross_job.Policy)), goal=st.sampled_from(cross_job.GOALS))
+def test_property_the_best_job_and_thin_evidence_never_stop(
+    sweep: dict[str, float], policy: cross_job.Policy, goal: str
+) -> None:
+    configured = settings(policy=policy, goal=goal, min_reports=3, keep_best=1)
+    for job in sweep:
+        judged = cross_job.judge(configured, rung=100, job=job, peers=sweep)
+        if len(sweep) < configured.min_reports or judged.rank == 1:
+            assert not judged.stops, judged
+
+
+@given(sweep=sweeps, policy=st.sampled_from(list(cross_job.Policy)), goal=st.sampled_from(cross_job.GOALS))
+def test_property_a_better_job_is_never_stopped_while_a_worse_one_continues(
+    sweep: dict[str, float], policy: cross_job.Policy, goal: str
+) -> None:
+    configured = settings(policy=policy, goal=goal, min_reports=2)
+    judged = {job: cross_job.judge(configured, rung=100, job=job, peers=sweep) for job in sweep}
+    for stopped in (job for job, verdict in judged.items() if verdict.stops):
+        for continuing in (job for job, verdict in judged.items() if not verdict.stops):
+            assert judged[continuing].rank < judged[stopped].rank
+
+
+def test_a_job_without_a_report_cannot_be_judged() -> None:
+    with pytest.raises(ValueError, match="no objective"):
+        cross_job.judge(settings(), rung=100, job="ghost", peers={"a": 1.0})
