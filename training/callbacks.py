@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
+
+from training import log_lines
 
 TRAIN_METRICS = ("loss", "ssim", "l2", "learning_rate")
 VALIDATION_METRICS = ("loss", "ssim", "l2")
@@ -36,7 +37,7 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    log_lines.write_line(line)  # whole and alone, whichever thread prints
 
 
 def format_value(value: float) -> str:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from training import callbacks as callbacks_module
-from training import checkpoints, data, losses, model, trainer
+from training import checkpoints, data, log_lines, losses, model, trainer
 from training import hparams as hparams_module
 
 AUTOENCODER_FILE = "autoencoder.keras"
@@ -32,7 +31,7 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    log_lines.write_line(line)  # whole and alone, whichever thread prints
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from training import channels
+from training import channels, log_lines
 from training import hparams as hparams_module
 from training.debugger import wiring
 
@@ -116,10 +116,8 @@ class StopRequest:
     def is_set(self) -> bool:
         if self._event.is_set() and not self._announced:
             self._announced = True
-            print(
-                f"received {self.signal_name}: finishing the current step, then checkpointing",
-                file=sys.stdout,
-                flush=True,
+            log_lines.write_line(
+                f"received {self.signal_name}: finishing the current step, then checkpointing"
             )
         return self._event.is_set()
 
@@ -143,7 +141,7 @@ def check_channels(paths: ContainerPaths) -> None:
 def report_failure(paths: ContainerPaths, message: str) -> None:
     """One line on stderr, and SageMaker's failure file (best effort: it must not mask the error)."""
     line = " ".join(message.split())
-    print(f"error: {line}", file=sys.stderr, flush=True)
+    log_lines.write_error_line(f"error: {line}")
     try:
         paths.failure_file.parent.mkdir(parents=True, exist_ok=True)
         paths.failure_file.write_text(line + "\n", encoding="utf-8")
@@ -169,7 +167,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training import checkpoints, job  # TensorFlow: imported only once the configuration is valid
 
-    print(f"hyperparameters {json.dumps(hparams.to_json_dict(), sort_keys=True)}", flush=True)
+    log_lines.write_line(f"hyperparameters {json.dumps(hparams.to_json_dict(), sort_keys=True)}")
     locations = job.JobLocations(
         train_channel=paths.train_channel,
         validation_channel=paths.validation_channel,

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from training import log_lines
 from training.debugger import config, layout, signals
 from training.debugger import rules as rules_module
 
@@ -47,7 +48,7 @@ DEFAULT_FINISH_TIMEOUT_S = 120.0
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    log_lines.write_line(line)  # whole and alone, whichever thread prints
 
 
 def required_collections(
@@ -399,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         sinks = build_sinks(job=job, put_events=arguments.put_events, events_file=arguments.events_file)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        log_lines.write_error_line(f"error: {error}")
         return 2
     evaluator = RuleEvaluator(
         configurations, dispatcher=signals.SignalDispatcher(sinks), poll_interval_s=arguments.poll_interval

@@ -32,7 +32,6 @@ import os
 import random
 import re
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from training import log_lines
 from training.debugger import contract
 
 SOURCE = contract.SOURCE  # "autostop.training"
@@ -69,7 +69,7 @@ RETRYABLE_ERROR_CODES = frozenset(
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    log_lines.write_line(line)  # whole and alone, whichever thread prints
 
 
 class RuleStatus(enum.StrEnum):

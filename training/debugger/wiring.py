@@ -25,11 +25,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from training import log_lines
 from training.debugger import config, signals
 
 EVENTS_FILE_ENV = "AUTOSTOP_RULE_EVENTS_FILE"
@@ -39,7 +39,7 @@ PROBE_COLLECTIONS = (config.EMBEDDINGS, config.OUTPUTS)
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    log_lines.write_line(line)  # whole and alone, whichever thread prints
 
 
 @dataclasses.dataclass(frozen=True)

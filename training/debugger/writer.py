@@ -28,7 +28,6 @@ import dataclasses
 import json
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from training import log_lines
 from training.debugger import config as config_module
 from training.debugger import layout
 
@@ -52,7 +52,7 @@ StepRecord = layout.StepRecord
 
 
 def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    log_lines.write_line(line)  # whole and alone, whichever thread prints
 
 
 @dataclasses.dataclass(frozen=True)
