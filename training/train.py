@@ -49,6 +49,7 @@ EXIT_BAD_CONFIGURATION = 2
 class ContainerPaths:
     """Where the SageMaker contract puts things, resolved from the environment."""
 
+    root: Path
     hyperparameters_file: Path
     train_channel: Path
     train_channel_source: str
@@ -77,6 +78,7 @@ class ContainerPaths:
         elif (data_dir / VALIDATION_CHANNEL).exists():
             validation_channel = data_dir / VALIDATION_CHANNEL
         return cls(
+            root=root,
             hyperparameters_file=config_dir / "hyperparameters.json",
             train_channel=train_channel,
             train_channel_source=source,
@@ -157,7 +159,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         hparams = hparams_module.load(arguments, paths.hyperparameters_file)
         check_channels(paths)
         debugger = wiring.resolve(
-            hparams, config_dir=paths.config_dir, default_out_dir=paths.tensors_dir, environ=environment
+            hparams,
+            config_dir=paths.config_dir,
+            default_out_dir=paths.tensors_dir,
+            environ=environment,
+            opt_ml_root=paths.root,
         )
     except (hparams_module.HyperparameterError, channels.DatasetError, ValueError) as error:
         report_failure(paths, str(error))

@@ -56,6 +56,8 @@ from training.debugger import contract, layout
 DEBUG_HOOK_CONFIG_FILE_NAME = "debughookconfig.json"
 # smdebug's DEFAULT_SAGEMAKER_OUTDIR: where SageMaker expects the hook's files (and uploads them from).
 SAGEMAKER_TENSORS_PATH = "/opt/ml/output/tensors"
+# The container's root as SageMaker lays it out; local runs and tests move it (``AUTOSTOP_OPT_ML``).
+SAGEMAKER_OPT_ML = "/opt/ml"
 
 LOSSES = "losses"
 METRICS = "metrics"
@@ -304,12 +306,41 @@ def _schedule(
         raise DebuggerConfigError(f"{field}: {error}") from None
 
 
-def parse_debug_hook_config(document: object, *, source: str, out_dir: str | None = None) -> HookConfig:
-    """A parsed ``DebugHookConfig`` document as a ``HookConfig``; ``out_dir`` replaces ``LocalPath``."""
+def rooted_local_path(local_path: str, *, opt_ml_root: str, default_out_dir: str) -> str:
+    """``LocalPath`` as this container lays out ``/opt/ml`` (``AUTOSTOP_OPT_ML`` moves it for local runs).
+
+    SageMaker writes the literal ``/opt/ml/output/tensors`` into ``debughookconfig.json``: that is "the
+    default tensor folder", so it becomes ``default_out_dir`` (which honours ``AUTOSTOP_TENSORS_DIR``).
+    Any other path under ``/opt/ml`` moves with the root; paths elsewhere and ``s3://`` URIs stay as given.
+    """
+    if local_path.rstrip("/") == SAGEMAKER_TENSORS_PATH:
+        return default_out_dir
+    root = opt_ml_root.rstrip("/") or "/"
+    if root != SAGEMAKER_OPT_ML and (
+        local_path == SAGEMAKER_OPT_ML or local_path.startswith(SAGEMAKER_OPT_ML + "/")
+    ):
+        return root + local_path[len(SAGEMAKER_OPT_ML) :]
+    return local_path
+
+
+def parse_debug_hook_config(
+    document: object,
+    *,
+    source: str,
+    out_dir: str | None = None,
+    default_out_dir: str = SAGEMAKER_TENSORS_PATH,
+    opt_ml_root: str = SAGEMAKER_OPT_ML,
+) -> HookConfig:
+    """A parsed ``DebugHookConfig`` document as a ``HookConfig``; ``out_dir`` replaces ``LocalPath``.
+
+    Without ``LocalPath`` the tensors go to ``default_out_dir``; a ``LocalPath`` under ``/opt/ml`` is
+    placed under ``opt_ml_root`` (``rooted_local_path``), so a run with a moved root never writes to the
+    literal ``/opt/ml``.
+    """
     if not isinstance(document, Mapping):
         raise DebuggerConfigError(f"{source}: the debug hook configuration must be a JSON object")
     warnings: list[str] = []
-    local_path = document.get("LocalPath", SAGEMAKER_TENSORS_PATH)
+    local_path = document.get("LocalPath", default_out_dir)
     s3_output_path = document.get("S3OutputPath")
     if not isinstance(local_path, str) or not local_path:
         raise DebuggerConfigError(f"{source}: LocalPath must be a non-empty string")
@@ -372,7 +403,8 @@ def parse_debug_hook_config(document: object, *, source: str, out_dir: str | Non
             continue
         collections.append(CollectionConfig(name, schedules[TRAIN], schedules[EVAL], include_regex))
     return HookConfig(
-        out_dir=out_dir or local_path,
+        out_dir=out_dir
+        or rooted_local_path(local_path, opt_ml_root=opt_ml_root, default_out_dir=default_out_dir),
         collections=tuple(collections),
         source=source,
         s3_output_path=s3_output_path,
@@ -386,6 +418,7 @@ def load_hook_config(
     default_out_dir: str,
     document_text: str | None = None,
     out_dir: str | None = None,
+    opt_ml_root: str = SAGEMAKER_OPT_ML,
 ) -> HookConfig:
     """The configuration of this run, first match wins.
 
@@ -393,21 +426,35 @@ def load_hook_config(
     2. ``<config_dir>/debughookconfig.json``, written by SageMaker when the job has a ``DebugHookConfig``;
     3. the defaults, writing to ``default_out_dir``.
 
-    ``out_dir`` (a folder or ``s3://`` URI), when given, replaces the document's ``LocalPath``.
+    ``out_dir`` (a folder or ``s3://`` URI), when given, replaces the document's ``LocalPath``. A document
+    without ``LocalPath`` writes to ``default_out_dir`` too, and one under ``/opt/ml`` moves with
+    ``opt_ml_root`` (``rooted_local_path``): the root override holds on every path.
     """
     if document_text is not None and document_text.strip():
         try:
             document = json.loads(document_text)
         except json.JSONDecodeError as error:
             raise DebuggerConfigError(f"the debug hook configuration is not valid JSON: {error}") from None
-        return parse_debug_hook_config(document, source="hyperparameters", out_dir=out_dir)
+        return parse_debug_hook_config(
+            document,
+            source="hyperparameters",
+            out_dir=out_dir,
+            default_out_dir=default_out_dir,
+            opt_ml_root=opt_ml_root,
+        )
     path = config_dir / DEBUG_HOOK_CONFIG_FILE_NAME
     if path.is_file():
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise DebuggerConfigError(f"cannot read {path}: {error}") from None
-        return parse_debug_hook_config(document, source=str(path), out_dir=out_dir)
+        return parse_debug_hook_config(
+            document,
+            source=str(path),
+            out_dir=out_dir,
+            default_out_dir=default_out_dir,
+            opt_ml_root=opt_ml_root,
+        )
     return default_hook_config(out_dir or default_out_dir)
 
 

@@ -61,9 +61,14 @@ def resolve(
     config_dir: Path,
     default_out_dir: Path,
     environ: Mapping[str, str],
+    opt_ml_root: Path = Path(config.SAGEMAKER_OPT_ML),
 ) -> DebuggerSettings:
     """Read the debugger's settings; raises ``DebuggerConfigError``/``RuleConfigurationError`` (ValueErrors)
-    with a message naming the setting. ``hyperparameters`` is a ``training.hparams.HyperParameters``."""
+    with a message naming the setting. ``hyperparameters`` is a ``training.hparams.HyperParameters``.
+
+    ``default_out_dir`` and ``opt_ml_root`` carry the container's root override (``AUTOSTOP_OPT_ML``,
+    ``AUTOSTOP_TENSORS_DIR``): a hook document without ``LocalPath``, or with one under ``/opt/ml``, writes
+    there, never to the literal ``/opt/ml``."""
     rules = config.parse_rule_configurations(hyperparameters.debugger_rules)
     document_text = hyperparameters.debugger_hook_config or None
     out_dir = hyperparameters.debugger_out_dir or None
@@ -77,6 +82,7 @@ def resolve(
             default_out_dir=str(default_out_dir),
             document_text=document_text,
             out_dir=out_dir,
+            opt_ml_root=str(opt_ml_root),
         )
         if records
         else None

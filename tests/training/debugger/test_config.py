@@ -222,3 +222,43 @@ def test_save_schedules_decide_exactly_as_smdebug(
     # THEN they agree on every step, and ours exports what smdebug exports
     assert ours.should_save(step) == theirs.should_save_step(step)
     assert ours.to_json_dict() == theirs.to_json_dict()
+
+
+@pytest.mark.parametrize(
+    ("local_path", "expected"),
+    [
+        (None, "{default}"),  # no LocalPath: the default tensor folder
+        ("/opt/ml/output/tensors", "{default}"),  # SageMaker's literal default: the default tensor folder
+        ("/opt/ml/output/tensors/", "{default}"),
+        ("/opt/ml/output/debug", "{root}/output/debug"),  # elsewhere under /opt/ml: moves with the root
+        ("/opt/ml", "{root}"),
+        ("/opt/mlx/tensors", "/opt/mlx/tensors"),  # not under /opt/ml: as given
+        ("/data/tensors", "/data/tensors"),
+        ("s3://autostop-tensors/job-1", "s3://autostop-tensors/job-1"),
+    ],
+)
+def test_every_local_path_honours_the_root_override(
+    tmp_path: Path, local_path: str | None, expected: str
+) -> None:
+    """GIVEN a run whose /opt/ml is moved (AUTOSTOP_OPT_ML) and whose default tensor folder is elsewhere
+    WHEN SageMaker's debughookconfig.json, with or without LocalPath, is loaded
+    THEN no path points into the literal /opt/ml: the default goes to the default folder, the rest moves."""
+    root, default = tmp_path / "opt_ml", tmp_path / "tensors-here"
+    document: dict[str, object] = {"CollectionConfigurations": [{"CollectionName": "losses"}]}
+    if local_path is not None:
+        document["LocalPath"] = local_path
+    (tmp_path / "debughookconfig.json").write_text(json.dumps(document), encoding="utf-8")
+
+    hook = config.load_hook_config(config_dir=tmp_path, default_out_dir=str(default), opt_ml_root=str(root))
+
+    assert hook.out_dir == expected.format(default=default, root=root)
+
+
+def test_on_sagemaker_the_documents_local_path_is_kept() -> None:
+    """GIVEN SageMaker's own layout (root /opt/ml): SageMaker uploads LocalPath to S3OutputPath, so the
+    writer must write exactly there (AWS: DebugHookConfig.LocalPath, "Path to local storage location for
+    metrics and tensors. Defaults to /opt/ml/output/tensors/", SageMaker API reference)."""
+    document = {"LocalPath": "/opt/ml/output/debug"}
+
+    assert config.parse_debug_hook_config(document, source="t").out_dir == "/opt/ml/output/debug"
+    assert config.parse_debug_hook_config({}, source="t").out_dir == "/opt/ml/output/tensors"

@@ -268,3 +268,40 @@ def test_the_debugger_hyperparameters_parse_as_sagemaker_passes_them() -> None:
 def test_bad_debugger_hyperparameters_are_rejected(values: dict[str, str], message: str) -> None:
     with pytest.raises(hparams.HyperparameterError, match=re.escape(message)):
         hparams.from_mapping(values)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "{root}/output/tensors"),
+        ({"AUTOSTOP_TENSORS_DIR": "{elsewhere}"}, "{elsewhere}"),
+    ],
+)
+def test_the_entry_points_root_override_holds_for_a_hook_document_without_local_path(
+    tmp_path: Path, environ: dict[str, str], expected: str
+) -> None:
+    """GIVEN a job whose container root is moved (AUTOSTOP_OPT_ML, as local runs and the sweep runner do)
+    and a debughookconfig.json that names no LocalPath
+    WHEN the entry point resolves its debugger settings from its paths
+    THEN the tensors go under the moved root (or AUTOSTOP_TENSORS_DIR), never the literal /opt/ml."""
+    root, elsewhere = tmp_path / "opt_ml", tmp_path / "elsewhere"
+    config_dir = root / "input" / "config"
+    config_dir.mkdir(parents=True)
+    (config_dir / "debughookconfig.json").write_text(
+        json.dumps({"CollectionConfigurations": [{"CollectionName": "losses"}]}), encoding="utf-8"
+    )
+    environment = {"AUTOSTOP_OPT_ML": str(root)} | {
+        name: value.format(elsewhere=elsewhere) for name, value in environ.items()
+    }
+    paths = train.ContainerPaths.from_environment(environment)
+
+    settings = wiring.resolve(
+        hparams.HyperParameters(),
+        config_dir=paths.config_dir,
+        default_out_dir=paths.tensors_dir,
+        environ=environment,
+        opt_ml_root=paths.root,
+    )
+
+    assert settings.hook is not None
+    assert settings.hook.out_dir == expected.format(root=root, elsewhere=elsewhere)
