@@ -179,9 +179,16 @@ class SpotSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SageMakerSettings:
-    """The SageMaker backend's settings; ``image_uri`` and ``role_arn`` can also come from the CLI."""
+    """The SageMaker backend's settings; ``image_uri`` and ``role_arn`` can also come from the CLI.
+
+    The training image: ``cpu_image_uri`` and ``gpu_image_uri`` (the training stack's two images; the
+    instance type picks one, see ``image_for_instance``), or one ``image_uri`` built for ``image_hardware``.
+    """
 
     image_uri: str | None = None
+    image_hardware: str = "cpu"  # what image_uri is built for: cpu | gpu
+    cpu_image_uri: str | None = None
+    gpu_image_uri: str | None = None
     role_arn: str | None = None
     region: str | None = None
     instance_type: str = "ml.m5.xlarge"
@@ -932,8 +939,30 @@ IMAGE_URI_PATTERN = re.compile(
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z\-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}")
 INSTANCE_TYPE_PATTERN = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+HARDWARE_KINDS = ("cpu", "gpu")
+# SageMaker's accelerated instance families with NVIDIA GPUs: ml.g4dn, ml.g5, ml.g6, ml.p3, ml.p4d, ml.p5 ...
+GPU_INSTANCE_PATTERN = re.compile(r"ml\.[gp][0-9][a-z0-9]*\.[a-z0-9]+")
+
+
+def instance_hardware(instance_type: str) -> str:
+    """``gpu`` for the GPU instance families (ml.g*, ml.p*), ``cpu`` otherwise."""
+    return "gpu" if GPU_INSTANCE_PATTERN.fullmatch(instance_type) else "cpu"
+
+
+def image_for_instance(settings: SageMakerSettings) -> str | None:
+    """The image the instance type needs: ``image_uri`` if given, else the CPU or GPU image."""
+    if settings.image_uri:
+        return settings.image_uri
+    if instance_hardware(settings.instance_type) == "gpu":
+        return settings.gpu_image_uri
+    return settings.cpu_image_uri
+
+
 SAGEMAKER_KEYS = (
     "image_uri",
+    "image_hardware",
+    "cpu_image_uri",
+    "gpu_image_uri",
     "role_arn",
     "region",
     "instance_type",
@@ -952,6 +981,31 @@ SAGEMAKER_KEYS = (
 )
 
 
+def _check_image_hardware(settings: Mapping[str, Any], problems: _Problems) -> None:
+    """Refuse an image built for other hardware than the instance type's: a CPU image on a GPU instance
+    trains on the CPU at GPU prices; the GPU image on a CPU instance pulls CUDA libraries it cannot use."""
+    instance_type = str(settings.get("instance_type", SageMakerSettings.instance_type))
+    needed = instance_hardware(instance_type)
+    if settings.get("image_uri"):
+        given = str(settings.get("image_hardware", SageMakerSettings.image_hardware))
+        if given != needed:
+            problems.add(
+                "sagemaker.image_uri",
+                f"is a {given.upper()} image (image_hardware: {given}) but {instance_type} is a "
+                f"{needed.upper()} instance: use the {needed.upper()} image (image_hardware: {needed})",
+            )
+        return
+    if not settings.get("cpu_image_uri") and not settings.get("gpu_image_uri"):
+        return  # no image in the spec: --image-uri must give one (checked when launching)
+    if not settings.get(f"{needed}_image_uri"):
+        other = "gpu" if needed == "cpu" else "cpu"
+        problems.add(
+            f"sagemaker.{needed}_image_uri",
+            f"missing: {instance_type} is a {needed.upper()} instance and only the {other.upper()} image "
+            f"({other}_image_uri) is given",
+        )
+
+
 def _parse_sagemaker(value: object, problems: _Problems) -> SageMakerSettings:
     mapping = problems.mapping(value, "sagemaker")
     if mapping is None:
@@ -963,6 +1017,8 @@ def _parse_sagemaker(value: object, problems: _Problems) -> SageMakerSettings:
             IMAGE_URI_PATTERN,
             "an ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>)",
         ),
+        "cpu_image_uri": (IMAGE_URI_PATTERN, "an ECR image URI (the training stack's CpuImageUri)"),
+        "gpu_image_uri": (IMAGE_URI_PATTERN, "an ECR image URI (the training stack's GpuImageUri)"),
         "custom_rule_image_uri": (
             IMAGE_URI_PATTERN,
             "an ECR image URI (AWS's <account>.dkr.ecr.<region>.amazonaws.com/"
@@ -1016,6 +1072,13 @@ def _parse_sagemaker(value: object, problems: _Problems) -> SageMakerSettings:
                 )
             elif wait is not None and uri is not None:
                 settings["spot"] = SpotSettings(wait, uri)
+    if "image_hardware" in mapping:
+        hardware = mapping["image_hardware"]
+        if hardware in HARDWARE_KINDS:
+            settings["image_hardware"] = hardware
+        else:
+            problems.add("sagemaker.image_hardware", f"must be one of {', '.join(HARDWARE_KINDS)}")
+    _check_image_hardware(settings, problems)
     if settings.get("in_container_rules") is False and not settings.get("managed_rules"):
         problems.add(
             "sagemaker", "in_container_rules and managed_rules are both off: nothing would find issues"

@@ -113,7 +113,8 @@ def test_dry_run_requests_carry_the_tag_rules_hook_metrics_spot_and_alarms() -> 
         request["CheckpointConfig"]["S3Uri"] == "s3://autostop-checkpoints-123456789012/sweeps/vision-lr-002"
     )
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 21600, "MaxWaitTimeInSeconds": 43200}
-    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/autostop-training:latest")
+    # AND the GPU image, since ml.g5.xlarge is a GPU instance
+    assert request["AlgorithmSpecification"]["TrainingImage"] == spec.sagemaker.gpu_image_uri
     # AND one alarm per rule on the rule metric of this job's host
     alarms = {alarm["AlarmName"]: alarm for alarm in planned[1].alarms}
     assert set(alarms) == {f"autostop-vision-lr-002/{rule.name}" for rule in spec.rules}

@@ -262,7 +262,7 @@ def test_the_shipped_specs_are_valid() -> None:
     demo = spec_module.load_spec(SPECS / "demo.yaml")
     assert len(demo.jobs()) >= 8
     example = spec_module.load_spec(SPECS / "sagemaker-example.yaml")
-    assert example.sagemaker.image_uri
+    assert spec_module.image_for_instance(example.sagemaker) == example.sagemaker.gpu_image_uri
     assert example.sagemaker.role_arn
     assert all(job.dataset.is_s3 for job in example.jobs())
 
