@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from training.render import camera, shapes
+from training.render import camera, shapes, variation
 
 ARCHIVE_FORMATS = ("tar.gz", "tar", "zip")
 DESIGN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -54,6 +54,7 @@ class DesignSpec:
     design_id: str
     family: str
     seed: int
+    difficulty: str = variation.STANDARD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +65,16 @@ class RenderedDesign:
     params: dict[str, Any]
     views: camera.ImageArray  # (V, size, size)
     pngs: tuple[bytes, ...]
+    appearance: variation.Appearance | None = None
 
     def meta(self) -> dict[str, Any]:
-        return {"family": self.spec.family, "params": self.params, "seed": self.spec.seed}
+        meta: dict[str, Any] = {"family": self.spec.family, "params": self.params, "seed": self.spec.seed}
+        if self.spec.difficulty != variation.STANDARD:
+            meta["difficulty"] = self.spec.difficulty
+            meta["split"] = variation.family_split(self.spec.family)
+            if self.appearance is not None:
+                meta["appearance"] = self.appearance.to_json_dict()
+        return meta
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +99,7 @@ class RenderManifest:
     batches: tuple[BatchRecord, ...]
     family_counts: dict[str, int]
     seconds: float
+    difficulty: str = variation.STANDARD
 
     @property
     def designs(self) -> int:
@@ -113,19 +122,23 @@ def design_id(dataset_seed: int, index: int, family: str) -> str:
     return identifier
 
 
-def plan_designs(designs: int, families: Sequence[str], seed: int) -> list[DesignSpec]:
+def plan_designs(
+    designs: int, families: Sequence[str], seed: int, difficulty: str = variation.STANDARD
+) -> list[DesignSpec]:
     """The designs of a dataset: families in turn, one seed per design."""
     if designs < 1:
         raise ValueError(f"the number of designs must be positive, got {designs}")
     if seed < 0:
         raise ValueError(f"the seed must be non-negative, got {seed}")
     family_list = validate_families(families)
+    variation.validate_difficulty(difficulty)
     return [
         DesignSpec(
             index=index,
             design_id=design_id(seed, index, family_list[index % len(family_list)]),
             family=family_list[index % len(family_list)],
             seed=design_seed(seed, index),
+            difficulty=difficulty,
         )
         for index in range(designs)
     ]
@@ -153,16 +166,28 @@ def encode_png(image: camera.ImageArray) -> bytes:
 
 
 def render_design(spec: DesignSpec, views: int, size: int, supersample: int) -> RenderedDesign:
-    """Build, validate, normalise and render one design."""
+    """Build, validate, normalise and render one design (posed and lit per its difficulty)."""
     design = shapes.build_design(spec.family, spec.seed)
-    images = camera.render_views(
-        design.mesh, camera.default_viewpoints(views), size, supersample=supersample, engine="embree"
-    )
+    viewpoints = camera.default_viewpoints(views)
+    appearance = None
+    if spec.difficulty == variation.STANDARD:
+        images = camera.render_views(design.mesh, viewpoints, size, supersample=supersample, engine="embree")
+    else:
+        appearance = variation.draw_appearance(spec.seed)
+        images = camera.render_views(
+            variation.posed_mesh(design, appearance),
+            viewpoints,
+            size,
+            supersample=supersample,
+            engine="embree",
+            lighting=appearance.lighting,
+        )
     return RenderedDesign(
         spec=spec,
         params=design.params,
         views=images,
         pngs=tuple(encode_png(image) for image in images),
+        appearance=appearance,
     )
 
 
@@ -254,10 +279,14 @@ def generate_dataset(
     archive_format: str = "tar.gz",
     supersample: int = camera.DEFAULT_SUPERSAMPLE,
     on_design: Callable[[RenderedDesign], None] | None = None,
+    difficulty: str = variation.STANDARD,
+    split: str = "all",
 ) -> RenderManifest:
     """Render `designs` designs into archives of `designs_per_batch` under `out_dir`; return what was written.
 
     `on_design` sees every rendered design in plan order (the CLI keeps a few for its contact sheet).
+    `difficulty` is ``standard`` or ``hard`` (training.render.variation); without `families`, `split`
+    picks the hard dataset's trained or held-out families.
     """
     started = time.perf_counter()
     if designs_per_batch < 1:
@@ -273,7 +302,10 @@ def generate_dataset(
             f"archive format must be one of {', '.join(ARCHIVE_FORMATS)}, not {archive_format!r}"
         )
     camera.default_viewpoints(views)  # validates the number of views before any work
-    specs = plan_designs(designs, shapes.family_names() if families is None else families, seed)
+    if families is not None and split != "all":
+        raise ValueError("name families or a split, not both")
+    chosen = variation.default_families(difficulty, split) if families is None else families
+    specs = plan_designs(designs, chosen, seed, difficulty)
     directory = pathlib.Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
 
@@ -316,6 +348,7 @@ def generate_dataset(
         batches=tuple(batches),
         family_counts=family_counts,
         seconds=time.perf_counter() - started,
+        difficulty=difficulty,
     )
 
 

@@ -61,6 +61,30 @@ ImageArray = npt.NDArray[np.uint8]
 
 
 @dataclasses.dataclass(frozen=True)
+class Lighting:
+    """How a design is lit: the key light (in camera axes, it turns with the camera), ambient, depth cue.
+
+    ``albedo`` scales the whole shading (a darker or lighter material). The module constants are the
+    standard lighting; the hard dataset draws one per design (training.render.variation).
+    """
+
+    ambient: float = AMBIENT
+    light_in_camera: tuple[float, float, float] = LIGHT_IN_CAMERA
+    depth_cue: float = DEPTH_CUE
+    albedo: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ambient < 1.0:
+            raise ValueError(f"ambient must be within [0, 1), got {self.ambient}")
+        if not 0.0 <= self.depth_cue < 1.0:
+            raise ValueError(f"depth cue must be within [0, 1), got {self.depth_cue}")
+        if not 0.0 < self.albedo <= 1.0:
+            raise ValueError(f"albedo must be within (0, 1], got {self.albedo}")
+        if not np.linalg.norm(self.light_in_camera) > 0.0:
+            raise ValueError("the light direction must not be the zero vector")
+
+
+@dataclasses.dataclass(frozen=True)
 class Viewpoint:
     """A camera on the view sphere looking at the origin."""
 
@@ -192,6 +216,18 @@ def ray_bundle(viewpoints: tuple[Viewpoint, ...], size: int, supersample: int) -
     return bundle
 
 
+def _lights(viewpoints: Sequence[Viewpoint], size: int, supersample: int, lighting: Lighting) -> FloatArray:
+    """Unit vectors towards `lighting`'s key light for every ray (same layout as RayBundle.lights)."""
+    rays_per_view = (size * supersample) ** 2
+    towards = np.asarray(lighting.light_in_camera, dtype=np.float64)
+    lights = []
+    for viewpoint in viewpoints:
+        right, up, forward = viewpoint.axes()
+        light = towards[0] * right + towards[1] * up - towards[2] * forward
+        lights.append(np.broadcast_to(light / np.linalg.norm(light), (rays_per_view, 3)))
+    return np.concatenate(lights)
+
+
 def render_views(
     mesh: trimesh.Trimesh,
     viewpoints: Sequence[Viewpoint],
@@ -200,8 +236,12 @@ def render_views(
     supersample: int = DEFAULT_SUPERSAMPLE,
     engine: Engine = "embree",
     intersector: Any = None,
+    lighting: Lighting | None = None,
 ) -> ImageArray:
-    """Render `mesh` from each viewpoint: uint8 array (len(viewpoints), size, size), background 0."""
+    """Render `mesh` from each viewpoint: uint8 array (len(viewpoints), size, size), background 0.
+
+    `lighting` None is the standard lighting (the module constants).
+    """
     if not viewpoints:
         raise ValueError("at least one viewpoint is needed")
     bundle = ray_bundle(tuple(viewpoints), size, supersample)
@@ -215,16 +255,21 @@ def render_views(
     # Two-sided: a normal facing away from the viewer (grazing hits, numerical edge cases) is flipped.
     facing = np.einsum("ij,ij->i", normals, hit_directions)
     normals = np.where((facing > 0)[:, None], -normals, normals)
-    diffuse = np.clip(np.einsum("ij,ij->i", normals, bundle.lights[hit]), 0.0, None)
+    lights = bundle.lights if lighting is None else _lights(viewpoints, size, supersample, lighting)
+    ambient = AMBIENT if lighting is None else lighting.ambient
+    depth_cue = DEPTH_CUE if lighting is None else lighting.depth_cue
+    diffuse = np.clip(np.einsum("ij,ij->i", normals, lights[hit]), 0.0, None)
     # Distance to the hit along the ray, from the hit triangle's plane (embree only reports the triangle).
     plane_points = mesh.vertices[mesh.faces[hit_triangles, 0]]
     distance = np.einsum("ij,ij->i", normals, plane_points - bundle.origins[hit]) / np.einsum(
         "ij,ij->i", normals, hit_directions
     )
     # The unit sphere spans distances [d - 1, d + 1] from a camera at distance d: near 1, far 1 - DEPTH_CUE.
-    nearness = 1.0 - DEPTH_CUE * np.clip((distance - bundle.nearest[hit]) / 2.0, 0.0, 1.0)
+    nearness = 1.0 - depth_cue * np.clip((distance - bundle.nearest[hit]) / 2.0, 0.0, 1.0)
     intensity = np.zeros(len(triangles))
-    intensity[hit] = (AMBIENT + (1.0 - AMBIENT) * diffuse) * nearness
+    intensity[hit] = (ambient + (1.0 - ambient) * diffuse) * nearness
+    if lighting is not None:
+        intensity *= lighting.albedo
 
     images = intensity.reshape(len(viewpoints), size, supersample, size, supersample).mean(axis=(2, 4))
     pixels: ImageArray = np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)

@@ -6,6 +6,13 @@ Example::
         --workers 2 --contact-sheet data/contact-sheet.png
 
 The output is the same, byte for byte, for the same arguments whatever ``--workers`` is.
+
+``--difficulty hard`` renders the hard dataset of ``training.render.variation`` (sixteen families, each
+design in a random pose, scale and lighting); ``--split train`` or ``--split held_out`` keeps to one side
+of its family split (``meta.json`` records each design's split either way)::
+
+    autostop render data/train --difficulty hard --split train --designs 400 --size 32
+    autostop render data/new-families --difficulty hard --split held_out --designs 120 --size 32 --seed 1
 """
 
 from __future__ import annotations
@@ -49,6 +56,20 @@ def register(subparsers: Any) -> None:
         help="comma-separated design families, cycled through in this order (default: all)",
     )
     parser.add_argument(
+        "--difficulty",
+        choices=("standard", "hard"),
+        default="standard",
+        help="standard: fixed pose and light; hard: sixteen families in random poses, scales and lighting "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("all", "train", "held_out"),
+        default="all",
+        help="with --difficulty hard and no --families: only the trained or only the held-out families "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--views", type=int, default=12, help="views per design, 1-100 (default: %(default)s)"
     )
     parser.add_argument(
@@ -83,11 +104,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from training.render import batches, shapes  # trimesh, manifold3d: loaded only when used
+    from training.render import batches, shapes, variation  # trimesh, manifold3d: loaded only when used
 
     if arguments.list_families:
         for family in shapes.FAMILIES.values():
-            print(f"{family.name:14s} {family.description}")
+            split = variation.family_split(family.name).replace("_", "-")
+            default = "default" if family.name in shapes.DEFAULT_FAMILIES else "hard only"
+            print(f"{family.name:14s} {default:9s} hard: {split:8s} {family.description}")
         return 0
     if not arguments.out_dir:
         return _fail("OUT_DIR is required")
@@ -116,6 +139,8 @@ def run(arguments: argparse.Namespace) -> int:
             archive_format=arguments.archive_format,
             supersample=arguments.supersample,
             on_design=keep_for_contact_sheet,
+            difficulty=arguments.difficulty,
+            split=arguments.split,
         )
     except ValueError as error:
         return _fail(str(error))

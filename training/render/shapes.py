@@ -34,12 +34,20 @@ import manifold3d
 import numpy as np
 import trimesh
 
+from training.render import part_families
+from training.render.solids import CIRCLE_SEGMENTS
+from training.render.solids import box as _box
+from training.render.solids import circle as _circle
+from training.render.solids import cylinder as _cylinder
+from training.render.solids import draw as _draw
+from training.render.solids import draw_int as _draw_int
+from training.render.solids import subtract as _subtract
+from training.render.solids import to_trimesh as _to_trimesh
+from training.render.solids import union as _union
+
 Params = dict[str, Any]
 Builder = Callable[[np.random.Generator], tuple[trimesh.Trimesh, Params]]
 
-# Segments used for circles: fine enough that curved surfaces shade smoothly at 64x64 and above.
-CIRCLE_SEGMENTS = 48
-HOLE_SEGMENTS = 24
 LATTICE_YAW_DEGREES = 45.0
 
 
@@ -67,69 +75,6 @@ class Design:
     mesh: trimesh.Trimesh
     # Bounding-sphere radius after normalisation (<= 1): how large the design is within its family.
     relative_size: float
-
-
-# --------------------------------------------------------------------------------------------------
-# Drawing parameters
-
-
-def _draw(rng: np.random.Generator, low: float, high: float, decimals: int = 1) -> float:
-    """A uniform draw rounded to `decimals`, so the value in meta.json is the value built."""
-    if high < low:
-        raise ValueError(f"empty parameter range [{low}, {high}]")
-    return round(float(rng.uniform(low, high)), decimals)
-
-
-def _draw_int(rng: np.random.Generator, low: int, high: int) -> int:
-    """A uniform integer in [low, high], both inclusive."""
-    return int(rng.integers(low, high + 1))
-
-
-# --------------------------------------------------------------------------------------------------
-# Solid helpers (manifold3d)
-
-
-def _box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float) -> manifold3d.Manifold:
-    return manifold3d.Manifold.cube((x1 - x0, y1 - y0, z1 - z0)).translate((x0, y0, z0))
-
-
-def _cylinder(
-    radius: float,
-    length: float,
-    center: tuple[float, float, float],
-    axis: str,
-    segments: int = HOLE_SEGMENTS,
-) -> manifold3d.Manifold:
-    """A cylinder centred on `center` whose axis is the world `axis` ('x', 'y' or 'z')."""
-    solid = manifold3d.Manifold.cylinder(length, radius, circular_segments=segments, center=True)
-    if axis == "x":
-        solid = solid.rotate((0.0, 90.0, 0.0))
-    elif axis == "y":
-        solid = solid.rotate((90.0, 0.0, 0.0))
-    elif axis != "z":
-        raise ValueError(f"axis must be 'x', 'y' or 'z', not {axis!r}")
-    return solid.translate(center)
-
-
-def _union(solids: list[manifold3d.Manifold]) -> manifold3d.Manifold:
-    return manifold3d.Manifold.batch_boolean(solids, manifold3d.OpType.Add)
-
-
-def _subtract(body: manifold3d.Manifold, cutters: list[manifold3d.Manifold]) -> manifold3d.Manifold:
-    if not cutters:
-        return body
-    return manifold3d.Manifold.batch_boolean([body, *cutters], manifold3d.OpType.Subtract)
-
-
-def _circle(radius: float, x: float = 0.0, y: float = 0.0, segments: int = HOLE_SEGMENTS) -> Any:
-    return manifold3d.CrossSection.circle(radius, segments).translate((x, y))
-
-
-def _to_trimesh(solid: manifold3d.Manifold) -> trimesh.Trimesh:
-    mesh = solid.to_mesh()
-    vertices = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3]
-    faces = np.asarray(mesh.tri_verts, dtype=np.int64)
-    return trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -475,23 +420,35 @@ def _helix_tube(height: float, coil_radius: float, wire_radius: float, turns: fl
 # |(110, 80, 8)| / 2 = 68.1; ribbed block |(80, 70, 54)| / 2 = 59.7; lattice sqrt(3) (75 + 8) / 2 = 71.9
 # (struts overhang the nodes by half their width); torus 40 + 14 = 54; gear |(45, 16 / 2)| = 45.7; spring
 # |(90 / 2 + 3.5, 22 + 3.5)| = 54.8.
+_FIRST_FAMILIES = (
+    Family("bracket", build_bracket, 64.0, "L-shaped angle bracket with bolt holes, optional gussets"),
+    Family("tube", build_tube, 72.0, "straight pipe lying along x, optional bolted flanges"),
+    Family("plate", build_plate, 69.0, "flat plate with rounded corners and a grid of holes"),
+    Family("ribbed_block", build_ribbed_block, 60.0, "block with parallel fins (heat sink)"),
+    Family("lattice", build_lattice, 72.0, "open cubic lattice of square or round struts"),
+    Family("torus", build_torus, 55.0, "ring standing on edge, round or elliptical section"),
+    Family("gear", build_gear, 46.0, "spur gear with bore and optional lightening holes"),
+    Family("spring", build_spring, 55.0, "upright helical compression spring"),
+)
+# The families `autostop render` cycles through unless told otherwise (the demo and the benchmarks are
+# measured on these eight; the part families join them in the hard dataset, training.render.variation).
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(family.name for family in _FIRST_FAMILIES)
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
-        Family("bracket", build_bracket, 64.0, "L-shaped angle bracket with bolt holes, optional gussets"),
-        Family("tube", build_tube, 72.0, "straight pipe lying along x, optional bolted flanges"),
-        Family("plate", build_plate, 69.0, "flat plate with rounded corners and a grid of holes"),
-        Family("ribbed_block", build_ribbed_block, 60.0, "block with parallel fins (heat sink)"),
-        Family("lattice", build_lattice, 72.0, "open cubic lattice of square or round struts"),
-        Family("torus", build_torus, 55.0, "ring standing on edge, round or elliptical section"),
-        Family("gear", build_gear, 46.0, "spur gear with bore and optional lightening holes"),
-        Family("spring", build_spring, 55.0, "upright helical compression spring"),
+        *_FIRST_FAMILIES,
+        *(Family(*entry) for entry in part_families.PART_FAMILIES),
     )
 }
 
 
 def family_names() -> tuple[str, ...]:
-    """The registered families, in registry order (the order designs cycle through)."""
+    """The default families, in registry order (the order designs cycle through)."""
+    return DEFAULT_FAMILIES
+
+
+def all_family_names() -> tuple[str, ...]:
+    """Every registered family: the default eight, then the part families."""
     return tuple(FAMILIES)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import sys
+import tarfile
 
 import pytest
 from PIL import Image
@@ -78,4 +80,46 @@ def test_list_families_names_every_family(capsys: pytest.CaptureFixture[str]) ->
 
     assert cli.main(["render", "--list-families"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list(shapes.family_names())
+    assert listed == list(shapes.all_family_names())
+
+
+def test_render_command_writes_the_hard_dataset_of_one_split(tmp_path: pathlib.Path) -> None:
+    from training.render import variation
+
+    out_dir = tmp_path / "renders"
+    exit_code = cli.main(
+        [
+            "render",
+            str(out_dir),
+            "--designs",
+            "6",
+            "--views",
+            "2",
+            "--size",
+            "16",
+            "--difficulty",
+            "hard",
+            "--split",
+            "held_out",
+            "--supersample",
+            "1",
+        ]
+    )
+
+    assert exit_code == 0
+    with tarfile.open(next(out_dir.glob("*.tar.gz"))) as archive:
+        families = {
+            json.loads(archive.extractfile(member).read())["family"]  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.name.endswith("meta.json")
+        }
+    assert families == set(variation.HELD_OUT_FAMILIES)
+
+
+def test_split_without_the_hard_dataset_is_a_clear_error(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exit_code = cli.main(["render", str(tmp_path / "renders"), "--designs", "2", "--split", "train"])
+
+    assert exit_code == 2
+    assert "autostop render: error: family splits belong to the hard dataset" in capsys.readouterr().err
