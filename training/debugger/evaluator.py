@@ -367,14 +367,18 @@ def build_sinks(
     self_terminate_after_s: float | None = None,
     log: Callable[[str], None] = _print_line,
 ) -> list[signals.Sink]:
-    """The usual sinks: the metric line always; PutEvents on SageMaker; a local file for the local runner."""
-    sinks: list[signals.Sink] = [signals.MetricLogLineSink(write=log)]
+    """The usual sinks: the metric line always; PutEvents on SageMaker; a local file for the local runner.
+
+    Self-termination comes first, so its grace period starts the moment the rule fires; PutEvents delivers
+    on its own thread, so its retries delay neither the other sinks nor the evaluation of later steps."""
+    sinks: list[signals.Sink] = []
+    if self_terminate_after_s is not None:
+        sinks.append(signals.SelfTermination(self_terminate_after_s, log=log))
+    sinks.append(signals.MetricLogLineSink(write=log))
     if events_file is not None:
         sinks.append(signals.JsonLinesSink(events_file, job))
     if put_events:
         sinks.append(signals.EventBridgeSink(job, log=log))
-    if self_terminate_after_s is not None:
-        sinks.append(signals.SelfTermination(self_terminate_after_s, log=log))
     return sinks
 
 

@@ -6,7 +6,8 @@ NoIssuesFound or Error at the end). Sinks, each optional, each unable to fail tr
 - ``EventBridgeSink``: ``events:PutEvents`` of the in-container event (docs/events.md section 2), for
   IssuesFound only. The entry is built exactly as documented (``put_events_entry``), so the stop stack's
   EventBridge rule matches it and the stop Lambda's decision core stops the job. Retries (connection errors,
-  throttling, 5xx, entries EventBridge failed) with exponential backoff, then gives up with one log line.
+  throttling, 5xx, entries EventBridge failed) with exponential backoff, then gives up with one log line,
+  all on its own delivery thread: nothing else waits for it.
 - ``MetricLogLineSink``: prints ``rule:<Name>=0`` when evaluation starts and ``rule:<Name>=1`` when the
   rule finds issues. A training job's metric definition (``metric_definitions``) turns the line into the
   metric ``rule:<Name>`` (namespace ``/aws/sagemaker/TrainingJobs``, dimension ``Host=<job>/algo-1``) that
@@ -29,6 +30,7 @@ import datetime
 import enum
 import json
 import os
+import queue
 import random
 import re
 import signal
@@ -280,7 +282,14 @@ class Delivery:
 
 
 class EventBridgeSink:
-    """``PutEvents`` of IssuesFound signals, retried with exponential backoff, never raising."""
+    """``PutEvents`` of IssuesFound signals, retried with exponential backoff, never raising.
+
+    Delivery runs on its own thread (``autostop-put-events``): ``emit`` builds the entry and returns at
+    once, so the evaluator goes on judging steps and the other sinks (the metric line, self-termination,
+    whose grace period starts when the rule fires) never wait for retries against an unreachable or
+    refusing endpoint. ``flush`` waits for what was emitted; ``close`` (the end of training) waits at most
+    ``drain_timeout_s`` for it, so a signal of the last steps still goes out.
+    """
 
     def __init__(
         self,
@@ -292,10 +301,13 @@ class EventBridgeSink:
         max_backoff_s: float = 8.0,
         event_bus_name: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        drain_timeout_s: float = 30.0,
         log: Callable[[str], None] = _print_line,
     ) -> None:
         if attempts <= 0:
             raise ValueError(f"attempts must be > 0, got {attempts}")
+        if drain_timeout_s < 0:
+            raise ValueError(f"drain_timeout_s must be >= 0, got {drain_timeout_s}")
         if not job.named:
             raise ValueError("PutEvents needs the training job's name or ARN (TRAINING_JOB_NAME/ARN)")
         self.job = job
@@ -305,9 +317,14 @@ class EventBridgeSink:
         self.max_backoff_s = max_backoff_s
         self.event_bus_name = event_bus_name
         self.sleep = sleep
+        self.drain_timeout_s = drain_timeout_s
         self.log = log
         self.deliveries: list[Delivery] = []
         self._client: Any = None
+        self._pending: queue.Queue[tuple[dict[str, Any], str] | None] = queue.Queue()
+        self._outstanding = 0
+        self._done = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def _events_client(self) -> Any:
         if self._client is None:
@@ -315,16 +332,57 @@ class EventBridgeSink:
         return self._client
 
     def emit(self, rule_signal: RuleSignal) -> None:
+        """Queue the signal's event for the delivery thread (an entry that cannot be built raises here)."""
         if rule_signal.status is not RuleStatus.ISSUES_FOUND:
             return
-        delivery = self._deliver(put_events_entry(self.job, rule_signal), rule_signal.rule_name)
+        entry = put_events_entry(self.job, rule_signal)
+        with self._done:
+            self._outstanding += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._delivery_loop, name="autostop-put-events", daemon=True
+                )
+                self._thread.start()
+        self._pending.put((entry, rule_signal.rule_name))
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every emitted event was sent or given up; ``False`` if ``timeout_s`` passed first."""
+        with self._done:
+            return self._done.wait_for(lambda: self._outstanding == 0, timeout_s)
+
+    def close(self) -> None:
+        """Training ended: give pending deliveries ``drain_timeout_s``, then let the thread go."""
+        if not self.flush(self.drain_timeout_s):
+            self.log(
+                f"debugger: stop events still being sent after {self.drain_timeout_s:g} s at the end of "
+                "training; the metric lines remain"
+            )
+        if self._thread is not None:
+            self._pending.put(None)
+
+    def _delivery_loop(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            entry, rule_name = item
+            try:
+                self._report(self._deliver(entry, rule_name))
+            except Exception as error:  # the thread must outlive any surprise; nothing reaches training
+                self.log(f"rule {rule_name}: sending the stop event failed: {error!r}")
+            finally:
+                with self._done:
+                    self._outstanding -= 1
+                    self._done.notify_all()
+
+    def _report(self, delivery: Delivery) -> None:
         self.deliveries.append(delivery)
         if delivery.sent:
-            self.log(f"rule {rule_signal.rule_name}: stop event sent (event id {delivery.event_id})")
+            self.log(f"rule {delivery.rule_name}: stop event sent (event id {delivery.event_id})")
         else:
             self.log(
-                f"rule {rule_signal.rule_name}: could not send the stop event after {delivery.attempts} "
-                f"attempts ({delivery.error}); the metric line rule:{rule_signal.rule_name}=1 remains"
+                f"rule {delivery.rule_name}: could not send the stop event after {delivery.attempts} "
+                f"attempts ({delivery.error}); the metric line rule:{delivery.rule_name}=1 remains"
             )
 
     def _deliver(self, entry: dict[str, Any], rule_name: str) -> Delivery:

@@ -25,7 +25,7 @@ from infra.config import AutostopSettings
 from lambdas.stop_training_job import decision
 from tests.support import event_pattern_matcher, moto_server
 from tests.training.debugger import support
-from training.debugger import signals
+from training.debugger import evaluator, signals
 
 ISSUES_FOUND = signals.RuleSignal(
     rule_name="LossNotDecreasing",
@@ -135,6 +135,7 @@ def test_put_events_over_http_delivers_the_documented_event(moto_endpoint: str) 
     # WHEN the sink emits an IssuesFound signal (and a NoIssuesFound one, which it does not send)
     sink.emit(ISSUES_FOUND)
     sink.emit(signals.RuleSignal("Overfit", signals.RuleStatus.NO_ISSUES_FOUND, time=support.SAMPLE_TIME))
+    assert sink.flush(timeout_s=30)
 
     # THEN one event went through botocore over HTTP and arrived with the documented source and detail
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
@@ -236,8 +237,9 @@ def test_put_events_failures_are_retried_with_backoff_and_never_raise(
             support.JOB, attempts=4, backoff_s=0.5, sleep=delays.append, log=lambda _: None
         )
 
-        # WHEN it emits
+        # WHEN it emits (and its delivery thread is done)
         sink.emit(ISSUES_FOUND)
+        assert sink.flush(timeout_s=30)
 
     # THEN the requests made, the outcome and the growing jittered delays are as expected
     delivery = sink.deliveries[0]
@@ -259,15 +261,91 @@ def test_an_unreachable_endpoint_is_logged_and_the_other_sinks_still_get_the_sig
     event_bridge = signals.EventBridgeSink(support.JOB, attempts=3, sleep=lambda _: None, log=lines.append)
     dispatcher = signals.SignalDispatcher([event_bridge, signals.MetricLogLineSink(write=lines.append)])
 
-    # WHEN the signal is dispatched
+    # WHEN the signal is dispatched, and the delivery thread has given up
     dispatcher.emit(ISSUES_FOUND)
+    assert event_bridge.flush(timeout_s=30)
 
-    # THEN nothing raised: 3 attempts, a log line saying so, and the metric line still printed
+    # THEN nothing raised: the metric line printed at once, then 3 attempts and a log line saying so
     assert event_bridge.deliveries[0].attempts == 3
     assert not event_bridge.deliveries[0].sent
     assert "EndpointConnectionError" in (event_bridge.deliveries[0].error or "")
-    assert lines[0].startswith("rule LossNotDecreasing: could not send the stop event after 3 attempts (")
-    assert lines[1] == "rule:LossNotDecreasing=1"
+    assert lines[0] == "rule:LossNotDecreasing=1"
+    assert lines[1].startswith("rule LossNotDecreasing: could not send the stop event after 3 attempts (")
+
+
+def test_self_termination_keeps_its_deadline_while_put_events_retries_against_a_refusing_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN the sinks a SageMaker job builds (PutEvents on, self-termination after 0.2 s), PutEvents
+    pointed at a port that refuses connections, and its backoff held until the test releases it
+    WHEN the evaluator's thread dispatches an IssuesFound signal
+    THEN the dispatch returns without waiting for PutEvents, and the job stops itself while PutEvents is
+    still retrying: the grace period starts when the rule fires, whatever PutEvents does. (Without a gate,
+    the real backoff of 5 attempts is 3.75-7.5 s plus the attempts themselves.)"""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{moto_server.free_port()}")
+    lines: list[str] = []
+    sinks = evaluator.build_sinks(
+        job=support.JOB, put_events=True, events_file=None, self_terminate_after_s=0.2, log=lines.append
+    )
+    event_bridge = next(sink for sink in sinks if isinstance(sink, signals.EventBridgeSink))
+    backoff_released = threading.Event()
+    event_bridge.sleep = lambda _: backoff_released.wait(60)
+    terminated_while_retrying: list[bool] = []
+    terminated = threading.Event()
+
+    def terminate() -> None:
+        terminated_while_retrying.append(not backoff_released.is_set())
+        terminated.set()
+
+    self_termination = next(sink for sink in sinks if isinstance(sink, signals.SelfTermination))
+    self_termination.terminate = terminate
+    dispatcher = signals.SignalDispatcher(sinks, log=lines.append)
+    dispatching = threading.Thread(target=dispatcher.emit, args=(ISSUES_FOUND,))
+
+    try:
+        dispatching.start()
+        dispatching.join(timeout=30)
+        dispatched_before_put_events_ended = not dispatching.is_alive() and not event_bridge.deliveries
+        stopped = terminated.wait(timeout=30)
+    finally:
+        backoff_released.set()
+    delivered = event_bridge.flush(timeout_s=60)
+
+    assert dispatched_before_put_events_ended
+    assert stopped
+    assert terminated_while_retrying == [True]
+    assert delivered
+    assert not event_bridge.deliveries[0].sent
+    assert "EndpointConnectionError" in (event_bridge.deliveries[0].error or "")
+
+
+def test_closing_waits_for_pending_put_events_within_its_drain_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN an event still being retried at the end of training
+    WHEN the sink is closed with a short drain timeout THEN close returns after it, saying so, never hangs;
+    and an event that completes in time is reported before close returns."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{moto_server.free_port()}")
+    lines: list[str] = []
+    held = threading.Event()
+    stuck = signals.EventBridgeSink(
+        support.JOB, sleep=lambda _: held.wait(60), drain_timeout_s=0.05, log=lines.append
+    )
+    quick = signals.EventBridgeSink(support.JOB, attempts=2, sleep=lambda _: None, log=lines.append)
+
+    stuck.emit(ISSUES_FOUND)
+    quick.emit(ISSUES_FOUND)
+    try:
+        stuck.close()
+        quick.close()
+    finally:
+        held.set()
+
+    assert any(
+        line.startswith("debugger: stop events still being sent after 0.05 s at the end of training")
+        for line in lines
+    )
+    assert [delivery.attempts for delivery in quick.deliveries] == [2]
 
 
 def test_a_failing_sink_is_logged_and_does_not_stop_the_others() -> None:
