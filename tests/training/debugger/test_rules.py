@@ -37,107 +37,198 @@ def _trial(tmp_path: Path, records: list[support.Record], collections: dict[str,
 # --- LossNotDecreasing ---
 
 
-def test_a_decreasing_loss_passes_and_a_flat_one_fires_num_steps_later(tmp_path: Path) -> None:
-    # GIVEN a loss saved every step that decreases, and one that is flat
-    decreasing = _trial(tmp_path / "a", support.losses({step: 1 / step for step in range(1, 31)}), LOSSES)
-    flat = _trial(tmp_path / "b", support.losses(dict.fromkeys(range(1, 31), 0.7)), LOSSES)
+def _validation(values: dict[int, float]) -> list[support.Record]:
+    return support.losses(values, mode=layout.EVAL)
 
-    # WHEN LossNotDecreasing (defaults: num_steps 10, any decrease) runs under smdebug's invoke_rule
+
+def test_a_decreasing_validation_loss_passes_and_a_flat_one_fires_after_patience_comparisons(
+    tmp_path: Path,
+) -> None:
+    # GIVEN validation losses every 10 steps that decrease, and ones that stay flat
+    decreasing = _trial(tmp_path / "a", _validation({step: 1 / step for step in range(10, 61, 10)}), LOSSES)
+    flat = _trial(tmp_path / "b", _validation(dict.fromkeys(range(10, 61, 10), 0.7)), LOSSES)
+
+    # WHEN LossNotDecreasing (defaults: num_steps 10, any decrease, patience 3) runs under invoke_rule
     passing = rules.LossNotDecreasing(decreasing)
     failing = rules.LossNotDecreasing(flat)
 
-    # THEN the decreasing loss ends cleanly; the flat one fires at the first step with a reference 10 earlier
+    # THEN the decreasing loss ends cleanly; the flat one fires at its third comparison (20, 30, 40)
     assert _fires_at(passing) is None
-    assert _fires_at(failing) == 11
-    assert failing.last_finding == "loss (TRAIN) is 0.7 at step 11, not 0% below 0.7 at step 1"
+    assert _fires_at(failing) == 40
+    assert failing.last_finding == (
+        "loss (EVAL): validation loss 0.7 at step 40 is not 0% below 0.7 at step 30, 3 comparison(s) in a row"
+    )
 
 
-def test_the_reference_is_the_latest_saved_step_num_steps_back_and_checks_are_num_steps_apart(
+def test_the_reference_is_the_latest_point_num_steps_back_and_checks_are_num_steps_apart(
     tmp_path: Path,
 ) -> None:
-    # GIVEN a loss saved every 3 steps: falling on the grid 0, 12, 24, higher at 18 than at 6, flat 24 -> 36
+    # GIVEN training losses saved every 3 steps: falling on the grid 0, 12, 24, higher at 18 than at 6, flat
+    # from 24 to 36
     values = {0: 1.0, 3: 0.9, 6: 0.5, 9: 0.85, 12: 0.8, 15: 0.7, 18: 0.6, 21: 0.55, 24: 0.4, 27: 0.4, 30: 0.4}
     values |= {33: 0.4, 36: 0.4}
     trial = _trial(tmp_path, support.losses(values), LOSSES)
 
-    # WHEN the rule runs
-    rule = rules.LossNotDecreasing(trial, num_steps=10)
+    # WHEN the rule judges single training losses (window 1) and fires at the first finding (patience 1)
+    rule = rules.LossNotDecreasing(trial, num_steps=10, mode=ModeKeys.TRAIN, window=1, patience=1)
 
     # THEN it compares 12 with 0, 24 with 12 (so 18 vs 6 is never judged) and fires at 36 against 24
     assert _fires_at(rule) == 36
-    assert rule.last_finding.endswith("at step 36, not 0% below 0.4 at step 24")
+    assert rule.last_finding.endswith("at step 36 is not 0% below 0.4 at step 24, 1 comparison(s) in a row")
 
 
 def test_diff_percent_requires_a_minimum_decrease(tmp_path: Path) -> None:
-    # GIVEN a loss that falls 5% every 10 steps
-    records = support.losses({step: 0.95 ** (step / 10) for step in range(0, 41, 10)})
+    # GIVEN a validation loss that falls 5% every 10 steps
+    records = _validation({step: 0.95 ** (step / 10) for step in range(10, 61, 10)})
 
-    # THEN a 1% requirement passes, a 10% requirement fires at the first comparison
+    # THEN a 1% requirement passes, a 10% requirement fires at the third comparison
     assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", records, LOSSES), diff_percent=1)) is None
-    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", records, LOSSES), diff_percent=10)) == 10
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", records, LOSSES), diff_percent=10)) == 40
+
+
+def test_a_decrease_within_float32_round_off_is_not_a_decrease(tmp_path: Path) -> None:
+    # GIVEN a validation loss that moves by 1e-8 of its value per evaluation (a learning rate of 1e-7 moves
+    # it by less), and one that moves by 3e-5 (the smallest step measured on a healthy job's plateau)
+    stuck = _validation({step: 0.9877 * (1 - 1e-8 * step) for step in range(10, 41, 10)})
+    slow = _validation({step: 0.9877 * (1 - 3e-6 * step) for step in range(10, 41, 10)})
+
+    # THEN the first is not decreasing, the second is
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", stuck, LOSSES))) == 40
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", slow, LOSSES))) is None
 
 
 def test_increase_threshold_percent_catches_a_rise_from_the_lowest_loss(tmp_path: Path) -> None:
-    # GIVEN a loss that dips to 0.5, then climbs to 0.6, still below its value 10 steps earlier
-    records = support.losses({1: 1.0, 5: 0.5, 11: 0.6})
+    # GIVEN a validation loss that dips to 0.5, then climbs to 0.6, still below its value 10 steps earlier
+    records = _validation({1: 1.0, 5: 0.5, 11: 0.6})
 
     # THEN the default only compares with the reference (0.6 < 1.0: no issue); a 10% threshold fires
-    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", records, LOSSES))) is None
-    rule = rules.LossNotDecreasing(_trial(tmp_path / "b", records, LOSSES), increase_threshold_percent=10)
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", records, LOSSES), patience=1)) is None
+    rule = rules.LossNotDecreasing(
+        _trial(tmp_path / "b", records, LOSSES), increase_threshold_percent=10, patience=1
+    )
     assert _fires_at(rule) == 11
-    assert "more than 10% above its lowest value 0.5" in rule.last_finding
+    assert "more than 10% above the lowest 0.5" in rule.last_finding
 
 
-def test_the_default_mode_prefers_evaluation_losses(tmp_path: Path) -> None:
-    # GIVEN training losses that fall and validation losses that stay flat
-    records = support.losses({step: 1 / step for step in range(1, 41)})
-    records += support.losses({10: 0.8, 20: 0.8, 30: 0.8, 40: 0.8}, mode=layout.EVAL)
+def test_by_default_training_losses_are_never_judged_as_if_they_were_validation(tmp_path: Path) -> None:
+    # GIVEN flat training losses and falling validation losses
+    records = support.losses(dict.fromkeys(range(1, 61), 0.8))
+    records += _validation({step: 1 / step for step in range(10, 61, 10)})
     records.sort(key=lambda record: layout.global_step(record[0], record[1]))
     trial = _trial(tmp_path, records, LOSSES)
 
-    # THEN by default (EVAL first) it fires on the flat validation loss; with mode TRAIN it does not
-    assert _fires_at(rules.LossNotDecreasing(trial)) == 20
-    assert _fires_at(rules.LossNotDecreasing(trial, mode=ModeKeys.TRAIN)) is None
+    # THEN by default only validation is judged (it falls: no issue); mode TRAIN judges the flat training
+    # loss: medians of steps 1-5, 6-10, ..., judged every 10 steps (at 15, 25, 35), fires at the third
+    assert _fires_at(rules.LossNotDecreasing(trial)) is None
+    training = rules.LossNotDecreasing(trial, mode=ModeKeys.TRAIN)
+    assert _fires_at(training) == 35
+    assert training.last_finding.startswith("loss (TRAIN): median of 5 losses 0.8 at step 35 is not 0% below")
+
+
+def _noisy_losses(seed: int, *, steps: int, plateau: range = range(0)) -> dict[int, float]:
+    """A healthy job's batch losses saved every 5 steps: 3% lower every 10 steps (flat over ``plateau``)
+    times 5% batch noise."""
+    rng = np.random.default_rng(seed)
+    values, level = {}, 1.0
+    for step in range(5, steps + 1, 5):
+        if step not in plateau:
+            level *= 0.97**0.5
+        values[step] = level * (1 + 0.05 * rng.standard_normal())
+    return values
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_training_loss_windows_ride_out_batch_noise_and_a_50_step_plateau(tmp_path: Path, seed: int) -> None:
+    # GIVEN a healthy job's noisy training losses over 300 steps, flat from step 100 to 150, and a stuck job's
+    # (the same noise around a constant)
+    healthy = support.losses(_noisy_losses(seed, steps=300, plateau=range(100, 151)))
+    stuck = support.losses({step: 0.9 * (1 + 0.05 * value) for step, value in _standard_normal(seed)})
+
+    # WHEN mode TRAIN judges medians of 5 saved losses, num_steps 10, patience 3 (the defaults)
+    # THEN the healthy job is never stopped; the stuck one is, by step 200 (125-200 over these seeds)
+    assert (
+        _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", healthy, LOSSES), mode=ModeKeys.TRAIN))
+        is None
+    )
+    stuck_at = _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", stuck, LOSSES), mode=ModeKeys.TRAIN))
+    assert stuck_at is not None
+    assert stuck_at <= 200
+
+
+def _standard_normal(seed: int) -> list[tuple[int, float]]:
+    rng = np.random.default_rng(seed + 100)
+    return [(step, float(rng.standard_normal())) for step in range(5, 301, 5)]
 
 
 def test_a_nan_loss_is_not_judged_by_loss_not_decreasing(tmp_path: Path) -> None:
-    # GIVEN a loss that becomes NaN (ExplodingTensor's finding, not a "not decreasing" one)
-    trial = _trial(tmp_path, support.losses({1: 1.0, 11: math.nan, 21: math.nan}), LOSSES)
+    # GIVEN a validation loss that becomes NaN (ExplodingTensor's finding, not a "not decreasing" one)
+    trial = _trial(tmp_path, _validation({10: 1.0, 20: math.nan, 30: math.nan, 40: math.nan}), LOSSES)
 
     # THEN LossNotDecreasing does not fire
-    assert _fires_at(rules.LossNotDecreasing(trial)) is None
+    assert _fires_at(rules.LossNotDecreasing(trial, patience=1)) is None
 
 
 # --- VanishingGradient, ExplodingTensor ---
 
 
-def _gradient_records(small_at: int) -> list[support.Record]:
-    healthy = np.full((4, 4), 1e-3)
+def _gradient_records(kernel: dict[int, float], zero_from: int | None = None) -> list[support.Record]:
+    """Gradients of one dense layer: the kernel's values all equal ``kernel[step]``; the bias stays healthy;
+    from ``zero_from`` on the kernel gradient is exactly 0 (no gradient reaches the layer)."""
     return [
         (
             layout.TRAIN,
             step,
             {
-                "gradients/dense/kernel": healthy * (1e-6 if step >= small_at else 1.0),
-                "gradients/dense/bias": healthy[0],
+                "gradients/dense/kernel": np.full((4, 4), 0.0 if zero_from and step >= zero_from else value),
+                "gradients/dense/bias": np.full(4, 1e-3),
             },
         )
-        for step in range(1, 8)
+        for step, value in kernel.items()
     ]
 
 
-def test_vanishing_gradient_fires_when_one_tensors_mean_absolute_gradient_drops_below_threshold(
-    tmp_path: Path,
-) -> None:
-    # GIVEN gradients whose kernel gradient shrinks to 1e-9 at step 5
-    collections = {"gradients": ["gradients/dense/kernel", "gradients/dense/bias"]}
-    trial = _trial(tmp_path, _gradient_records(small_at=5), collections)
+GRADIENTS = {"gradients": ["gradients/dense/kernel", "gradients/dense/bias"]}
 
-    # THEN the default threshold (1e-7) fires at step 5; a threshold of 1e-10 never fires
+
+def test_a_freshly_initialized_layers_tiny_gradient_is_its_scale_not_a_vanished_one(tmp_path: Path) -> None:
+    # GIVEN a kernel gradient of 1e-11 (measured at initialization on a healthy model) that grows to 1e-5
+    trial = _trial(tmp_path, _gradient_records({step: 1e-11 * 10**step for step in range(1, 7)}), GRADIENTS)
+
+    # THEN VanishingGradient at its defaults never fires
+    assert _fires_at(rules.VanishingGradient(trial)) is None
+
+
+def test_a_gradient_that_falls_far_below_its_own_peak_vanishes_after_patience_steps(tmp_path: Path) -> None:
+    # GIVEN a kernel gradient of 1e-3 that shrinks to 1e-9 at step 4
+    records = _gradient_records({step: 1e-3 if step < 4 else 1e-9 for step in range(1, 9)})
+    trial = _trial(tmp_path, records, GRADIENTS)
+
+    # THEN it fires at the third vanished step (4, 5, 6); with patience 1 at 4; a threshold of 1e-10 never
     rule = rules.VanishingGradient(trial)
-    assert _fires_at(rule) == 5
-    assert rule.last_finding.startswith("gradients/dense/kernel has mean |gradient| 1e-09 < 1e-07")
+    assert _fires_at(rule) == 6
+    assert rule.last_finding == (
+        "gradients/dense/kernel vanished at step 6: mean |gradient| 1e-09 < 1e-07 and < 0.001 x its peak "
+        "0.001, 3 saved step(s) in a row"
+    )
+    assert _fires_at(rules.VanishingGradient(trial, patience=1)) == 4
     assert _fires_at(rules.VanishingGradient(trial, threshold=1e-10)) is None
+
+
+def test_an_exactly_zero_gradient_is_dead_whatever_its_history(tmp_path: Path) -> None:
+    # GIVEN a kernel gradient that is exactly 0 from step 1 (dead from the start) and one from step 3
+    dead = _trial(tmp_path / "a", _gradient_records(dict.fromkeys(range(1, 6), 1e-4), zero_from=1), GRADIENTS)
+    dying = _trial(
+        tmp_path / "b", _gradient_records(dict.fromkeys(range(1, 8), 1e-4), zero_from=3), GRADIENTS
+    )
+
+    # THEN both fire after 3 dead steps
+    rule = rules.VanishingGradient(dead)
+    assert _fires_at(rule) == 3
+    assert rule.last_finding == (
+        "gradients/dense/kernel vanished at step 3: 100% of its values are exactly 0, "
+        "3 saved step(s) in a row"
+    )
+    assert _fires_at(rules.VanishingGradient(dying)) == 5
 
 
 def test_exploding_tensor_finds_nan_and_infinity_in_any_collection(tmp_path: Path) -> None:
@@ -299,7 +390,12 @@ def test_rules_are_built_from_sagemaker_string_parameters(tmp_path: Path) -> Non
         ("LossNotDecreasing", {"num_steps": "ten"}, "parameter 'num_steps': expected an integer, got 'ten'"),
         ("LossNotDecreasing", {"num_steps": "0"}, "num_steps must be > 0, got 0"),
         ("LossNotDecreasing", {"mode": "PREDICT"}, "expected one of TRAIN, EVAL, GLOBAL"),
+        ("LossNotDecreasing", {"window": "0"}, "window must be > 0, got 0"),
+        ("LossNotDecreasing", {"patience": "-1"}, "patience must be > 0, got -1"),
         ("VanishingGradient", {"threshold": "nan"}, "expected a finite number"),
+        ("VanishingGradient", {"peak_fraction": "1"}, "peak_fraction must be in (0, 1), got 1.0"),
+        ("VanishingGradient", {"zero_fraction": "0"}, "zero_fraction must be in (0, 1], got 0.0"),
+        ("VanishingGradient", {"patience": "0"}, "patience must be > 0, got 0"),
         ("ExplodingTensor", {"only_nan": "maybe"}, "expected True or False"),
         ("ExplodingTensor", {"tensor_regex": "("}, "tensor_regex '(' is invalid"),
         ("Overfit", {"patience": "0"}, "patience must be > 0"),
