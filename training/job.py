@@ -169,12 +169,14 @@ def run(
         store.save(checkpoint, step=step, state=state)
 
     history = locations.output_data_dir / METRICS_FILE if locations.output_data_dir is not None else None
+    # The extra callbacks (the Debugger writer) first: one that refuses to start (a tensor folder holding
+    # another run's trial) does so before TensorBoard writes a file.
     callbacks: list[keras.callbacks.Callback] = [
-        callbacks_module.MetricLogLines(hparams.log_interval, history_file=history)
+        *extra_callbacks,
+        callbacks_module.MetricLogLines(hparams.log_interval, history_file=history),
     ]
     if locations.tensorboard_dir is not None:
         callbacks.append(callbacks_module.TensorBoardScalars(locations.tensorboard_dir, hparams.log_interval))
-    callbacks.extend(extra_callbacks)
     try:
         result = trainer.fit(
             trained,

@@ -34,6 +34,7 @@ from types import FrameType
 
 from training import channels, log_lines
 from training import hparams as hparams_module
+from training.debugger import config as debugger_config
 from training.debugger import wiring
 
 OPT_ML_ENV = "AUTOSTOP_OPT_ML"
@@ -190,7 +191,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             output_data_dir=paths.output_data_dir,
         )
         job.run(hparams, locations, should_stop=stop.is_set, extra_callbacks=debugger_callbacks)
-    except (channels.DatasetError, checkpoints.CheckpointError, hparams_module.HyperparameterError) as error:
+    except (
+        channels.DatasetError,
+        checkpoints.CheckpointError,
+        hparams_module.HyperparameterError,
+        debugger_config.DebuggerConfigError,  # e.g. a new run pointed at a folder holding another trial
+    ) as error:
         report_failure(paths, str(error))
         return EXIT_BAD_CONFIGURATION
     except Exception as error:

@@ -83,6 +83,11 @@ class DebuggerConfigError(ValueError):
     """The hook configuration is unusable; the message names the field and the problem."""
 
 
+class TrialFolderInUseError(DebuggerConfigError):
+    """A new run was pointed at a tensor folder that already holds another run's trial (a rerun, or two
+    jobs sharing one path): refused, because the rules would judge the old run's steps instead of its own."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SaveSchedule:
     """smdebug's ``SaveConfigMode`` semantics: ``save_steps``, or every ``save_interval`` in [start, end)."""

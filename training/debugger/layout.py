@@ -25,6 +25,8 @@ WORKER = "worker_0"  # smdebug's DEFAULT_WORKER_NAME: one training process write
 COLLECTIONS_FILE_NAME = f"{WORKER}_collections.json"
 END_OF_JOB_FILE_NAME = "training_job_end.ts"  # smdebug's END_OF_JOB_FILENAME
 PROBE_FILE_NAME = "autostop-probe.json"  # the probe designs' ids and families, beside the trial
+# Which run owns the trial, beside it: created exclusively by a new run (two runs never share a folder).
+RUN_FILE_NAME = "autostop-run.json"
 
 # Scalar and probe tensors; weights, biases, gradients and outputs are ``<collection>/<weight or layer>``.
 LOSS_TENSOR = "loss"
@@ -138,3 +140,109 @@ def remove_end_marker(out_dir: str) -> bool:
     else:
         os.remove(marker)
     return True
+
+
+def _is_s3(path: str) -> bool:
+    return path.startswith("s3://")
+
+
+def holds_trial(out_dir: str) -> bool:
+    """Whether ``out_dir`` already holds (part of) a trial: its collections file, a step, the end marker,
+    or another run's claim. A new run must not write there: its steps would carry the same numbers as the
+    old run's, and a reader that already read those steps never reads them again (the rules go blind)."""
+    from smdebug.core.access_layer import has_training_ended
+    from smdebug.core.access_layer.utils import file_exists
+    from smdebug.core.utils import get_path_to_collections
+
+    if has_training_ended(out_dir):
+        return True
+    if file_exists(get_path_to_collections(out_dir) + COLLECTIONS_FILE_NAME):
+        return True
+    if file_exists(os.path.join(out_dir, RUN_FILE_NAME)):
+        return True
+    if _is_s3(out_dir):
+        return bool(_s3_keys(out_dir, "index/", limit=1))
+    index = os.path.join(out_dir, "index")
+    return os.path.isdir(index) and any(files for _, _, files in os.walk(index))
+
+
+def claim(out_dir: str, text: str) -> bool:
+    """Write the run file beside the trial, exclusively in a folder (``O_EXCL``: of two runs starting into
+    one folder at the same moment, exactly one wins). ``False``: another run claimed it first. On S3 the
+    write is a plain PutObject (S3 has no exclusive create in smdebug's access layer): ``holds_trial``
+    checked just before is the guard there."""
+    path = os.path.join(out_dir, RUN_FILE_NAME)
+    if _is_s3(out_dir):
+        write_text(path, text)
+        return True
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    return True
+
+
+def _s3_keys(out_dir: str, relative_prefix: str, *, limit: int | None = None) -> list[str]:
+    from smdebug.core.access_layer.s3handler import ListRequest, S3Handler
+    from smdebug.core.utils import is_s3
+
+    _, bucket, prefix = is_s3(out_dir)
+    keys: list[str] = S3Handler.list_prefix(
+        ListRequest(Bucket=bucket, Prefix=os.path.join(prefix, relative_prefix))
+    )
+    return keys[:limit] if limit is not None else keys
+
+
+def _step_of_file(name: str) -> int | None:
+    """The global step of an index file (``000000000040_worker_0.json``) or an event file."""
+    head = os.path.basename(name).split("_", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def remove_steps_from(out_dir: str, first_global_step: int) -> int:
+    """Delete the steps ``>= first_global_step`` of a trial (index and event files); returns how many.
+
+    A resumed job restarts at its checkpoint; steps the interrupted run wrote after that checkpoint are
+    from an abandoned future, and the resumed run writes the same step numbers again. Left in place, a
+    reader could judge the old values and never see the new ones; removed, the trial holds one history."""
+    from smdebug.core.access_layer.s3handler import DeleteRequest, S3Handler
+    from smdebug.core.utils import is_s3
+
+    removed: set[int] = set()
+    if _is_s3(out_dir):
+        _, bucket, _ = is_s3(out_dir)
+        stale = [
+            key
+            for relative in ("index/", "events/")
+            for key in _s3_keys(out_dir, relative)
+            if (step := _step_of_file(key)) is not None and step >= first_global_step
+        ]
+        for key in stale:
+            step = _step_of_file(key)
+            if step is not None:
+                removed.add(step)
+        # Index files first: a reader never finds an index that points into a deleted event file.
+        stale.sort(key=lambda key: "/events/" in key)
+        for key in stale:
+            S3Handler.delete_prefix(delete_request=DeleteRequest(Bucket=bucket, Prefix=key))
+        return len(removed)
+    index = os.path.join(out_dir, "index")
+    for directory, _, files in os.walk(index):
+        for name in files:
+            step = _step_of_file(name)
+            if step is not None and step >= first_global_step:
+                os.remove(os.path.join(directory, name))
+                removed.add(step)
+    events = os.path.join(out_dir, "events")
+    if os.path.isdir(events):
+        for name in os.listdir(events):
+            step = int(name) if name.isdigit() else None
+            if step is not None and step >= first_global_step:
+                for directory, _, files in os.walk(os.path.join(events, name), topdown=False):
+                    for file_name in files:
+                        os.remove(os.path.join(directory, file_name))
+                    os.rmdir(directory)
+                removed.add(step)
+    return len(removed)

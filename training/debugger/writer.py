@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import queue
 import threading
@@ -182,6 +183,7 @@ class DebuggerTensorWriter(keras.callbacks.Callback):
         self._output_names: list[str] = []
         self._closed = False
         self._started = False
+        self._loss_was_finite = True
         self.steps_written: list[int] = []  # global steps, in write order (read by tests and benchmarks)
         self.write_seconds: list[float] = []  # the writer thread's time for each of them
         self.write_errors = 0
@@ -293,6 +295,11 @@ class DebuggerTensorWriter(keras.callbacks.Callback):
         self._started = True
         try:
             self._begin()
+        except config_module.TrialFolderInUseError:
+            # Not a failed write: training on would make every rule judge another run's steps.
+            self._closed = True
+            self._notify("writing_ended")
+            raise
         except Exception as error:  # recording is an aid: training goes on without it
             self._closed = True
             self.log(
@@ -306,8 +313,8 @@ class DebuggerTensorWriter(keras.callbacks.Callback):
         out_dir = self.hook_config.out_dir
         if not self.hook_config.is_s3:
             os.makedirs(out_dir, exist_ok=True)
-        if layout.remove_end_marker(out_dir):
-            self.log(f"debugger: {out_dir} held an ended trial; resuming it (end marker removed)")
+        first_step = int(self.model.optimizer.iterations) + 1
+        self._take_folder(out_dir, first_step)
         self._export_collections()
         if self.probe is not None:
             layout.write_text(
@@ -315,7 +322,6 @@ class DebuggerTensorWriter(keras.callbacks.Callback):
             )
         for warning in self.hook_config.warnings:
             self.log(f"debugger: {warning}")
-        first_step = int(self.model.optimizer.iterations) + 1
         self._thread = threading.Thread(target=self._write_loop, name="debugger-writer", daemon=True)
         self._thread.start()
         counts: dict[str, int] = {}
@@ -325,16 +331,77 @@ class DebuggerTensorWriter(keras.callbacks.Callback):
         self.log(f"debugger: writing tensors to {out_dir} from step {first_step} ({summary})")
         self._notify("writing_started", out_dir, first_step)
 
+    def _take_folder(self, out_dir: str, first_step: int) -> None:
+        """A run judges its own steps, whatever the folder held before.
+
+        A new run (training starts at step 1) refuses a folder that holds a trial: its steps would carry
+        the old run's numbers, and the evaluator, having read those, would never see the new values (a
+        rerun into a used folder ended NoIssuesFound where an empty folder fired at step 20). A resumed run
+        (restored from a checkpoint) continues its own trial: the end marker is lifted, and steps written
+        after the checkpoint by the interrupted run are removed before they are written again.
+        """
+        if first_step <= 1:
+            if layout.holds_trial(out_dir):
+                raise config_module.TrialFolderInUseError(
+                    f"debugger: {out_dir} already holds a trial of another run; a new run needs its own "
+                    "tensor folder (set debugger_out_dir, AUTOSTOP_TENSORS_DIR or the hook "
+                    "configuration's LocalPath to an empty folder, or remove the old trial)"
+                )
+            run = json.dumps({"first_step": first_step, "started_at": time.time()}, sort_keys=True)
+            if not layout.claim(out_dir, run):
+                raise config_module.TrialFolderInUseError(
+                    f"debugger: another run started writing a trial to {out_dir} at the same time; a new "
+                    "run needs its own tensor folder"
+                )
+            return
+        if layout.remove_end_marker(out_dir):
+            self.log(f"debugger: {out_dir} held an ended trial; resuming it (end marker removed)")
+        stale = layout.remove_steps_from(out_dir, layout.global_step(config_module.TRAIN, first_step))
+        if stale:
+            self.log(
+                f"debugger: removed {stale} steps at or after step {first_step} that the interrupted run "
+                "wrote after its last checkpoint"
+            )
+        if not self.hook_config.is_s3:  # a resumed run into an empty folder (a new container) claims it
+            layout.claim(out_dir, json.dumps({"first_step": first_step, "resumed": True}, sort_keys=True))
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self._started or self._closed or not self.hook_config.saves_any(config_module.TRAIN, batch):
+        if not self._started or self._closed:
+            return
+        logs = logs or {}
+        scheduled = self.hook_config.saves_any(config_module.TRAIN, batch)
+        loss_turned_non_finite = self._loss_turned_non_finite(logs)
+        if not scheduled and not loss_turned_non_finite:
             return
         try:
-            tensors = self._train_tensors(batch, logs or {})
+            tensors = self._train_tensors(batch, logs) if scheduled else {}
+            if loss_turned_non_finite:
+                tensors[LOSS_TENSOR] = np.asarray(float(logs[LOSS_TENSOR]), np.float32)
         except Exception as error:
             self._collect_failed(batch, error)
             return
         if tensors:
             self._queue.put(StepRecord(config_module.TRAIN, batch, tensors))
+
+    def _loss_turned_non_finite(self, logs: Mapping[str, Any]) -> bool:
+        """Whether this step's loss is NaN or infinite and the previous step's was not.
+
+        The loss is known at every step, while the losses collection saves it every few steps: a loss
+        that turns NaN between two saves would be judged only at the next one (1.9 s later at 0.27 s/step).
+        So the step at which the loss stops being finite is saved too, with its loss, off schedule: the
+        evaluator judges it at once (ExplodingTensor) and the trial itself shows the bad step, to managed
+        Debugger as well. Only the change is saved, not every later NaN step: a job that goes on (a dry
+        run) writes no file per step.
+        """
+        if LOSS_TENSOR not in self._tensor_collections or LOSS_TENSOR not in logs:
+            return False
+        try:
+            finite = math.isfinite(float(logs[LOSS_TENSOR]))
+        except (TypeError, ValueError):
+            return False
+        turned = not finite and self._loss_was_finite
+        self._loss_was_finite = finite
+        return turned
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self._started or self._closed or not logs:

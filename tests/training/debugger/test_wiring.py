@@ -140,6 +140,38 @@ def test_the_entry_point_rejects_bad_debugger_settings_before_training(
     assert not (tmp_path / "model").exists()
 
 
+def test_a_new_job_into_a_tensor_folder_holding_another_trial_is_refused_with_one_clear_error(
+    tmp_path: Path, rendered_shards: RenderedShards, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a container whose tensor folder holds the trial of an earlier run (a rerun into the same
+    folder) and no checkpoint (so this is a new run, not a resumed one)
+    WHEN the entry point runs with rules
+    THEN exit 2 with one error line naming the folder, the failure file, and no model: the rules never
+    judge another run's steps in silence."""
+    support.write_trial(
+        tmp_path / "output" / "tensors", support.losses({10: 1.0, 20: 1.0}), {"losses": ["loss"]}
+    )
+    environment = training_support.container_layout(
+        tmp_path,
+        train_channel=rendered_shards.path,
+        hyperparameters={
+            "image_size": "32",
+            "num_views": "6",
+            "base_filters": "4",
+            "steps": "5",
+            "debugger_rules": "ExplodingTensor",
+        },
+    )
+
+    assert train.main([], environment) == train.EXIT_BAD_CONFIGURATION
+
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: debugger: {tmp_path / 'output' / 'tensors'} already holds a trial")
+    assert "already holds a trial of another run" in (tmp_path / "output" / "failure").read_text("utf-8")
+    assert not (tmp_path / "model").exists()
+    assert not (tmp_path / "output" / "tensorboard").exists()
+
+
 def test_a_job_whose_loss_does_not_decrease_signals_and_stops_itself(
     tmp_path: Path, rendered_shards: RenderedShards
 ) -> None:
@@ -185,7 +217,8 @@ def test_a_job_whose_loss_does_not_decrease_signals_and_stops_itself(
         check=False,
     )
 
-    # THEN LossNotDecreasing fired at step 20 (validation 20 vs 10): the metric line, the event...
+    # THEN LossNotDecreasing fired at a validation step (the loss of learning rate 0 never moves): the
+    # metric line, the event...
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     lines = completed.stdout.splitlines()
     assert "rule:LossNotDecreasing=1" in lines
@@ -200,13 +233,14 @@ def test_a_job_whose_loss_does_not_decrease_signals_and_stops_itself(
     ]
     assert len(issues) == 1
     assert issues[0]["detail"]["TrainingJobArn"] == arn
-    assert issues[0]["detail"]["Step"] == 20
+    step = issues[0]["detail"]["Step"]
+    assert step % 10 == 0
     facts = decision.interpret_event(issues[0], decision.Config())
     assert isinstance(facts, decision.EventFacts)
     assert [finding.rule_name for finding in facts.issues] == ["LossNotDecreasing"]
     # ... no stop arrived, so the job stopped itself through the SIGTERM path: checkpoint, models, exit 0
     assert any(
-        line.startswith("autostop: rule LossNotDecreasing found issues at step 20 and no stop arrived")
+        line.startswith(f"autostop: rule LossNotDecreasing found issues at step {step} and no stop arrived")
         for line in lines
     )
     assert "received SIGTERM: finishing the current step, then checkpointing" in lines
