@@ -224,7 +224,8 @@ class TrainingStack(cdk.Stack):
         access_logs = defaults.server_access_logs_bucket(self, "AccessLogs")
         self.training = TrainingResources(self, "Training", access_logs_bucket=access_logs)
         outputs = {
-            "TrainingImageUri": (self.training.image.image_uri, "The training container image"),
+            "CpuImageUri": (self.training.image_uri, "The training image for CPU instances"),
+            "GpuImageUri": (self.training.gpu_image_uri, "The training image for GPU instances (ml.g*/p*)"),
             "ExecutionRoleArn": (self.training.role.role_arn, "SageMaker execution role for training jobs"),
             "DataBucketName": (self.training.data_bucket.bucket_name, "Training data (shards)"),
             "ModelBucketName": (self.training.model_bucket.bucket_name, "Model artifacts"),

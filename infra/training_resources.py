@@ -1,8 +1,11 @@
 """Training resources: the training image, its buckets, and the SageMaker execution role that uses them.
 
-- ``image``: a ``DockerImageAsset`` built from ``training/`` (training/Dockerfile). Synth never runs Docker:
-  it stages the build context into the cloud assembly and records it in the asset manifest; the image is
-  built and pushed by ``cdk deploy`` (cdk-assets) on a machine with Docker, into the bootstrap repository.
+- ``image`` (CPU, training/Dockerfile) and ``gpu_image`` (CUDA, training/Dockerfile.gpu): two
+  ``DockerImageAsset``s with the repository root as build context, so both install from the root's
+  ``constraints.txt`` lock; the root ``.dockerignore`` narrows the context to ``training/`` and the lock.
+  Synth never runs Docker: it stages the build context into the cloud assembly and records it in the asset
+  manifest; the images are built and pushed by ``cdk deploy`` (cdk-assets) on a machine with Docker, into
+  the bootstrap repository. The sweep spec picks one by instance type (ml.g*/ml.p*: GPU).
 - ``data_bucket`` (training shards, read), ``model_bucket`` (model.tar.gz, written),
   ``checkpoint_bucket`` (spot checkpoints, synced both ways) and ``debug_output_bucket`` (Debugger tensors
   and TensorBoard events, written and read back by the in-container rule evaluator): all from
@@ -25,7 +28,10 @@ from constructs import Construct
 
 from infra import defaults
 
-TRAINING_DIRECTORY = Path(__file__).resolve().parent.parent / "training"
+REPOSITORY_DIRECTORY = Path(__file__).resolve().parent.parent
+TRAINING_DIRECTORY = REPOSITORY_DIRECTORY / "training"
+CPU_DOCKERFILE = "training/Dockerfile"
+GPU_DOCKERFILE = "training/Dockerfile.gpu"
 # Namespace SageMaker publishes training metrics (metric definitions, instance metrics) into.
 SAGEMAKER_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -56,17 +62,25 @@ class TrainingResources(Construct):
         construct_id: str,
         *,
         access_logs_bucket: s3.IBucket,
-        image_directory: Path = TRAINING_DIRECTORY,
+        image_directory: Path = REPOSITORY_DIRECTORY,
         checkpoint_expiration: cdk.Duration = DEFAULT_CHECKPOINT_EXPIRATION,
         debug_output_expiration: cdk.Duration = DEFAULT_DEBUG_OUTPUT_EXPIRATION,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
+        # SageMaker training instances run x86_64 (ml.m5/ml.g5/ml.p4 ...); the images must match.
         self.image = ecr_assets.DockerImageAsset(
             self,
             "Image",
             directory=str(image_directory),
-            # SageMaker training instances run x86_64 (ml.m5/ml.g5/ml.p4 ...); the image must match.
+            file=CPU_DOCKERFILE,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.gpu_image = ecr_assets.DockerImageAsset(
+            self,
+            "GpuImage",
+            directory=str(image_directory),
+            file=GPU_DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
         self.data_bucket = defaults.secure_bucket(
@@ -114,6 +128,10 @@ class TrainingResources(Construct):
         return self.image.image_uri
 
     @property
+    def gpu_image_uri(self) -> str:
+        return self.gpu_image.image_uri
+
+    @property
     def buckets(self) -> tuple[s3.Bucket, ...]:
         return (self.data_bucket, self.model_bucket, self.checkpoint_bucket, self.debug_output_bucket)
 
@@ -145,6 +163,7 @@ class TrainingResources(Construct):
             iam.PolicyStatement(
                 sid="PullTrainingImage",
                 actions=list(IMAGE_PULL_ACTIONS),
+                # Both images are pushed to the bootstrap's one asset repository.
                 resources=[self.image.repository.repository_arn],
             ),
             # Service Authorization Reference: ecr:GetAuthorizationToken has no resource type.

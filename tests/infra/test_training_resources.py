@@ -258,22 +258,28 @@ def test_buckets_use_the_secure_defaults(synthesized: tuple[cdk.Stack, dict[str,
     assert stack.stack_name == STACK
 
 
-def test_the_image_asset_stages_the_training_directory_without_docker(
+def test_the_image_assets_stage_the_training_code_and_the_lock_without_docker(
     synthesized: tuple[cdk.Stack, dict[str, Any], Path],
 ) -> None:
     # GIVEN the cloud assembly's asset manifest
     _, _, outdir = synthesized
     manifest = json.loads((outdir / f"{STACK}.assets.json").read_text())
-    (asset,) = manifest["dockerImages"].values()
+    assets = {asset["source"]["dockerFile"]: asset for asset in manifest["dockerImages"].values()}
 
-    # THEN the image is described, not built: a staged copy of training/ for cdk-assets to build at deploy
-    assert asset["source"]["platform"] == "linux/amd64"
-    staged = outdir / asset["source"]["directory"]
-    for required in ("Dockerfile", "requirements.txt", "train.py", "bin/train", "job.py"):
-        assert (staged / required).is_file(), required
-    assert not list(staged.rglob("__pycache__"))  # .dockerignore is honoured
-    (destination,) = asset["destinations"].values()
-    assert destination["repositoryName"].startswith("cdk-hnb659fds-container-assets-")
-    dockerfile = (staged / "Dockerfile").read_text()
-    assert "FROM python:3.11.7-slim-bookworm" in dockerfile
-    assert "/usr/local/bin/train" in dockerfile
+    # THEN two images are described, not built: CPU and GPU, for the x86_64 training hosts
+    assert set(assets) == {"training/Dockerfile", "training/Dockerfile.gpu"}
+    repositories = set()
+    for dockerfile, asset in assets.items():
+        assert asset["source"]["platform"] == "linux/amd64"
+        # AND each stages the root context narrowed by .dockerignore: the training code and the lock only
+        staged = outdir / asset["source"]["directory"]
+        for required in (dockerfile, "constraints.txt", "training/requirements.txt", "training/bin/train"):
+            assert (staged / required).is_file(), required
+        staged_names = sorted(path.name for path in staged.iterdir())
+        assert staged_names == [".dockerignore", "constraints.txt", "training"]
+        assert not list(staged.rglob("__pycache__"))
+        (destination,) = asset["destinations"].values()
+        assert destination["repositoryName"].startswith("cdk-hnb659fds-container-assets-")
+        repositories.add(destination["repositoryName"])
+    # AND both go to the one bootstrap repository the role may pull from
+    assert len(repositories) == 1
