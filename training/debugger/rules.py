@@ -198,6 +198,7 @@ class _LossSeries:
     points: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # (step, smoothed loss)
     last_judged: int | None = None
     not_decreasing: int = 0  # consecutive judgments that found no decrease
+    has_decreased: bool = False  # a judgment found a decrease (the job has started to learn)
     risen: int = 0  # consecutive points above the lowest by more than increase_threshold_percent
 
 
@@ -209,7 +210,9 @@ class LossNotDecreasing(AutostopRule):
     differ by more than a slowly learning job improves. A point is compared with the latest point at least
     ``num_steps`` [10] steps earlier, at most once every ``num_steps``; it is *not decreasing* when it is not
     below that reference by more than ``diff_percent`` [0] percent (and by more than float32 round-off,
-    ``ROUND_OFF``). The rule fires after ``patience`` [3] consecutive not-decreasing comparisons, or, with
+    ``ROUND_OFF``) -- except that, until the validation loss has decreased once, only a validation loss that
+    does not move at all counts (a healthy job's initial plateau drifts; a stuck job's loss stays put). The
+    rule fires after ``patience`` [3] consecutive not-decreasing comparisons, or, with
     ``increase_threshold_percent`` [off], after ``patience`` consecutive points that far above the lowest.
 
     ``mode`` [unset]: validation losses only -- a job's training losses never stand in for validation (on a
@@ -332,7 +335,15 @@ class LossNotDecreasing(AutostopRule):
         )
         series.last_judged = step
         required = reference - abs(reference) * max(self.diff_percent / 100, ROUND_OFF)
-        series.not_decreasing = series.not_decreasing + 1 if point > required else 0
+        decreasing = point <= required
+        round_off = abs(reference) * ROUND_OFF
+        series.has_decreased = series.has_decreased or point < reference - round_off
+        # Until a job's validation loss has fallen once, only a loss that does not move at all counts: early
+        # on, a healthy job can sit on a plateau where its validation loss drifts up by 1e-5 of itself for
+        # over a hundred steps before it falls; a stuck job's does not move.
+        moving = abs(point - reference) > round_off
+        warming_up = self.judged_mode is ModeKeys.EVAL and not series.has_decreased and moving
+        series.not_decreasing = 0 if decreasing or warming_up else series.not_decreasing + 1
         if series.not_decreasing >= self.patience:
             return self._fire(
                 f"{what}: {smoothed} {point:.6g} at step {step} is not {self.diff_percent:g}% below "
@@ -352,7 +363,7 @@ class VanishingGradient(AutostopRule):
 
     Vanished means: every value exactly zero (at least ``zero_fraction`` [1.0] of them: no gradient reaches
     the layer, its units are dead), or a mean |gradient| below ``threshold`` [1e-7, AWS's default] that is
-    also below ``peak_fraction`` [1e-3] times the largest mean |gradient| the tensor had so far. Why the
+    also below ``peak_fraction`` [1e-6] times the largest mean |gradient| the tensor had so far. Why the
     second condition: a freshly initialized layer's gradients can be far below 1e-7 (1e-11 measured) and
     grow as the job learns; a gradient vanishes when it falls far below its own scale, not below a number
     that fits one model.
@@ -370,7 +381,7 @@ class VanishingGradient(AutostopRule):
         self,
         base_trial: Any,
         threshold: float = 1e-7,
-        peak_fraction: float = 1e-3,
+        peak_fraction: float = 1e-6,
         zero_fraction: float = 1.0,
         patience: int = 3,
         action_str: str = "",

@@ -97,6 +97,19 @@ def test_a_decrease_within_float32_round_off_is_not_a_decrease(tmp_path: Path) -
     assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", slow, LOSSES))) is None
 
 
+def test_until_the_validation_loss_first_falls_only_a_loss_that_does_not_move_counts(tmp_path: Path) -> None:
+    # GIVEN validation losses that drift up by 1e-5 of themselves per evaluation from the start (a healthy
+    # job's initial plateau), and the same drift after a first fall
+    plateau = _validation({step: 0.98777 * (1 + 1e-6 * step) for step in range(10, 61, 10)})
+    stalled = _validation(
+        {10: 0.99, 20: 0.98, **{step: 0.98 * (1 + 1e-6 * step) for step in range(30, 71, 10)}}
+    )
+
+    # THEN the plateau is no finding; once the loss has fallen, not falling any more is
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", plateau, LOSSES))) is None
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", stalled, LOSSES))) == 50
+
+
 def test_increase_threshold_percent_catches_a_rise_from_the_lowest_loss(tmp_path: Path) -> None:
     # GIVEN a validation loss that dips to 0.5, then climbs to 0.6, still below its value 10 steps earlier
     records = _validation({1: 1.0, 5: 0.5, 11: 0.6})
@@ -199,19 +212,23 @@ def test_a_freshly_initialized_layers_tiny_gradient_is_its_scale_not_a_vanished_
 
 
 def test_a_gradient_that_falls_far_below_its_own_peak_vanishes_after_patience_steps(tmp_path: Path) -> None:
-    # GIVEN a kernel gradient of 1e-3 that shrinks to 1e-9 at step 4
-    records = _gradient_records({step: 1e-3 if step < 4 else 1e-9 for step in range(1, 9)})
+    # GIVEN a kernel gradient of 1e-3 that shrinks to 1e-10 at step 4
+    records = _gradient_records({step: 1e-3 if step < 4 else 1e-10 for step in range(1, 9)})
     trial = _trial(tmp_path, records, GRADIENTS)
 
-    # THEN it fires at the third vanished step (4, 5, 6); with patience 1 at 4; a threshold of 1e-10 never
+    # THEN it fires at the third vanished step (4, 5, 6); with patience 1 at 4; a threshold of 1e-11 never;
+    # a fall to 1e-5 of its peak (1e-4 was measured on a partly dead layer of a job that kept learning) is no
+    # finding
     rule = rules.VanishingGradient(trial)
     assert _fires_at(rule) == 6
     assert rule.last_finding == (
-        "gradients/dense/kernel vanished at step 6: mean |gradient| 1e-09 < 1e-07 and < 0.001 x its peak "
+        "gradients/dense/kernel vanished at step 6: mean |gradient| 1e-10 < 1e-07 and < 1e-06 x its peak "
         "0.001, 3 saved step(s) in a row"
     )
     assert _fires_at(rules.VanishingGradient(trial, patience=1)) == 4
-    assert _fires_at(rules.VanishingGradient(trial, threshold=1e-10)) is None
+    assert _fires_at(rules.VanishingGradient(trial, threshold=1e-11)) is None
+    partly_dead = _gradient_records({step: 1e-3 if step < 4 else 1e-8 for step in range(1, 9)})
+    assert _fires_at(rules.VanishingGradient(_trial(tmp_path / "b", partly_dead, GRADIENTS))) is None
 
 
 def test_an_exactly_zero_gradient_is_dead_whatever_its_history(tmp_path: Path) -> None:
