@@ -179,17 +179,23 @@ def explain_results(
         else:
             say(f"  {job.name} ({_params(job.params)}): {job.state} {job.failure_reason or ''}".rstrip())
     say()
-    explain(
-        f"Compute: the jobs used {totals.compute_used_seconds:.0f} process-seconds. Had every job run its",
-        f"full {spec.steps_per_job} steps, they would have used about",
-        f"{totals.compute_full_budget_seconds:.0f} s, estimated from each stopped job's own speed:",
-        f"{totals.compute_saved_percent:.0f}% saved.",
+    estimate = (
+        f"{totals.compute_full_budget_seconds:.0f} s at full budget, "
+        f"{totals.compute_saved_percent:.0f}% saved (the stopped jobs' remaining steps at the sweep's "
+        "steady-state speed, start-up left out)"
     )
     if totals.compute_full_budget_measured_seconds is not None:
         explain(
-            "Measured rather than estimated (the stopped jobs re-run to their full budget without stopping):",
-            f"{totals.compute_full_budget_measured_seconds:.0f} s, so",
+            f"Compute: the jobs used {totals.compute_used_seconds:.0f} process-seconds. Measured (the",
+            f"stopped jobs re-run to their full {spec.steps_per_job} steps without stopping), every job at",
+            f"its full budget used {totals.compute_full_budget_measured_seconds:.0f} s:",
             f"{totals.compute_saved_measured_percent:.0f}% saved.",
+        )
+        explain(f"Estimated without that re-run, as a SageMaker sweep would report it: {estimate}.")
+    else:
+        explain(
+            f"Compute: the jobs used {totals.compute_used_seconds:.0f} process-seconds. Not measured (no",
+            f"re-run of the stopped jobs); estimated: {estimate}.",
         )
     explain(
         "Every job, stopped or not, pays its start-up (starting Python and TensorFlow, building the model)",

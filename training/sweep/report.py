@@ -7,16 +7,19 @@ runs a job, reads a clock or talks to AWS, so the arithmetic is tested on fixed 
 Definitions (docs/sweeps.md repeats them for readers of the report):
 
 - **compute used**: the sum of the jobs' compute seconds: the wall time of each job's process locally, the
-  billable seconds (``BillableTimeInSeconds``) on SageMaker.
-- **compute at full budget**: what the sweep would have used had every job run its whole step budget. A job
-  stopped by a rule after ``s`` of its ``B`` steps is extrapolated from its *own* measured rate:
-  ``compute + (B - s) x seconds_per_step``, where ``seconds_per_step`` is the job's time per training step
-  measured between its first and last metric lines before the stop signal (start-up time is not
-  multiplied). A job stopped before it logged two metric lines borrows the sweep's median measured rate
-  (marked in the report); with no rate at all, no saving is claimed for it. A job that completed
-  counts what it used. A job that failed, or was interrupted (Ctrl-C, stopped by a person), counts what it
-  used: no saving is claimed for it.
-- **compute saved**: ``full - used``, and as a share of ``full``.
+  billable seconds (``billable_seconds``, DescribeTrainingJob's ``BillableTimeInSeconds``) on SageMaker.
+- **compute at full budget, measured**: where the stopped jobs were re-run to their full budget without
+  stopping (``make demo``, ``bench/sweep_savings.py``: ``baseline_compute``), what they used then; the other
+  jobs count what they used. Whenever it exists, this is the figure the report leads with.
+- **compute at full budget, estimated** (the only figure a SageMaker sweep has: there is no re-run): a job
+  stopped by a rule after ``s`` of its ``B`` steps counts ``compute + (B - s) x rate``, where ``rate`` is a
+  *steady-state* time per step: the median of the intervals between consecutive metric lines after the
+  first (``step_elapsed``), so start-up, the first step's tracing and one-off pauses (a validation's first
+  trace, a checkpoint) are not multiplied by the steps that were never run. The job's own steady rate when
+  it has at least ``MIN_STEADY_INTERVALS`` such intervals, else the sweep's (the median of the jobs' steady
+  rates; a record without ``step_elapsed`` -- SageMaker's -- contributes its ``seconds_per_step``). With no
+  rate at all, no saving is claimed for the job. Completed, failed and interrupted jobs count what they used.
+- **compute saved**: ``full - used``, and as a share of ``full``; measured first, estimated beside it.
 - **winner**: the best final value of the objective (default: validation SSIM, higher is better) among the
   jobs that completed their budget. Jobs stopped by a rule are not candidates: their models are unfinished.
 - **regret**: how much worse the winner is than the best configuration of the sweep, both measured at the full
@@ -29,6 +32,7 @@ Definitions (docs/sweeps.md repeats them for readers of the report):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -44,6 +48,10 @@ INTERRUPTED = "Interrupted"  # the sweep was interrupted (Ctrl-C) while the job 
 NOT_STARTED = "NotStarted"  # the sweep ended (interrupted) before the job started
 RUNNING = "Running"
 STATES = (COMPLETED, STOPPED, FAILED, INTERRUPTED, NOT_STARTED, RUNNING)
+
+# A job's own steady-state rate needs this many metric-line intervals after its first line; fewer (a job
+# stopped within its first few log intervals) and it borrows the sweep's steady-state rate.
+MIN_STEADY_INTERVALS = 3
 
 RECORDS_FILE = "records.json"
 REPORT_JSON = "report.json"
@@ -77,6 +85,9 @@ class JobRecord:
     failure_reason: str | None = None
     seconds_to_stop: float | None = None  # from the stop signal to the job's exit (local runner)
     log_path: str | None = None
+    # SageMaker: DescribeTrainingJob's BillableTimeInSeconds (what the job is charged for); when set, it is
+    # the job's compute instead of ``compute_seconds``
+    billable_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -91,24 +102,48 @@ class JobRecord:
         return self.state == STOPPED and self.stopped_by_rule is not None
 
     @property
+    def compute(self) -> float:
+        """The job's compute seconds: billable seconds where SageMaker reported them, else wall time."""
+        return self.billable_seconds if self.billable_seconds is not None else self.compute_seconds
+
+    @property
     def rate(self) -> float | None:
         """Seconds per training step as this job measured it (``None``: stopped before it could be)."""
         if self.seconds_per_step is not None and self.seconds_per_step > 0:
             return self.seconds_per_step
         return None
 
-    def full_budget_seconds(self, fallback_rate: float | None = None) -> float:
-        """Compute this job would have used at its full budget (see the module docstring).
+    def steady_intervals(self) -> list[float]:
+        """Seconds per step between consecutive metric lines, after the first line (which carries the
+        start-up and the first step's tracing)."""
+        points = sorted(self.step_elapsed)
+        return [
+            (seconds - previous_seconds) / (step - previous_step)
+            for (previous_step, previous_seconds), (step, seconds) in itertools.pairwise(points)
+            if step > previous_step and seconds >= previous_seconds
+        ]
 
-        ``fallback_rate`` (the sweep's median measured rate) is used only for a job stopped before it could
-        measure its own; without either, no saving is claimed for it.
+    @property
+    def steady_rate(self) -> float | None:
+        """This job's steady-state seconds per step (the median interval), if it logged enough lines."""
+        intervals = self.steady_intervals()
+        if len(intervals) < MIN_STEADY_INTERVALS:
+            return None
+        rate = statistics.median(intervals)
+        return rate if rate > 0 else None
+
+    def full_budget_seconds(self, sweep_rate: float | None = None) -> float:
+        """Estimated compute of this job at its full budget (see the module docstring).
+
+        A stopped job's remaining steps are counted at its own steady rate, else at ``sweep_rate`` (the
+        sweep's steady-state rate); without either, no saving is claimed for it.
         """
         if not self.stopped_by_a_rule or self.steps >= self.budget_steps:
-            return self.compute_seconds
-        rate = self.rate if self.rate is not None else fallback_rate
+            return self.compute
+        rate = self.steady_rate if self.steady_rate is not None else sweep_rate
         if rate is None:
-            return self.compute_seconds
-        return self.compute_seconds + (self.budget_steps - self.steps) * rate
+            return self.compute
+        return self.compute + (self.budget_steps - self.steps) * rate
 
     def objective(self, metric: str) -> float | None:
         value = self.final_validation.get(metric)
@@ -223,15 +258,18 @@ class Totals:
     states: dict[str, int]
     stopped_by_rules: int
     compute_used_seconds: float
-    compute_full_budget_seconds: float
-    compute_saved_seconds: float
-    compute_saved_percent: float
+    compute_full_budget_seconds: float  # estimated (steady-state rate), never measured
+    compute_saved_seconds: float  # estimated
+    compute_saved_percent: float  # estimated
     steps_budget: int
     steps_saved: int
     steps_saved_percent: float
     cpu_seconds: float | None
     compute_full_budget_measured_seconds: float | None
     compute_saved_measured_percent: float | None
+    steady_seconds_per_step: float | None  # the sweep's steady-state rate the estimate borrows
+    saved_percent: float  # the figure the report leads with: measured when it exists, else the estimate
+    saved_basis: str  # "measured" or "estimated"
     wall_seconds: float
     winner: str | None
     winner_value: float | None
@@ -259,19 +297,33 @@ def best_job(
     return best_name, best_value
 
 
-def fallback_rate(sweep: SweepRecord) -> float | None:
-    """The median of the rates the sweep's jobs measured: for jobs stopped before measuring their own."""
-    rates = [job.rate for job in sweep.jobs if job.rate is not None]
+def sweep_steady_rate(sweep: SweepRecord) -> float | None:
+    """The sweep's steady-state seconds per step: the median of its jobs' steady rates; when no job has
+    one, the median of all jobs' intervals after their first metric line; for records without metric-line
+    times (SageMaker's), the median of their measured ``seconds_per_step``. ``None``: nothing measured."""
+    steady = [rate for job in sweep.jobs if (rate := job.steady_rate) is not None]
+    if steady:
+        return statistics.median(steady)
+    # No job logged enough lines for a rate of its own: every job's intervals after its first line, pooled.
+    pooled = [interval for job in sweep.jobs for interval in job.steady_intervals()]
+    if pooled:
+        return statistics.median(pooled)
+    rates = [rate for job in sweep.jobs if (rate := job.rate) is not None]
     return statistics.median(rates) if rates else None
+
+
+def fallback_rate(sweep: SweepRecord) -> float | None:
+    """The rate a stopped job without its own steady rate borrows (``sweep_steady_rate``)."""
+    return sweep_steady_rate(sweep)
 
 
 def totals(sweep: SweepRecord) -> Totals:
     states = dict.fromkeys(STATES, 0)
     for job in sweep.jobs:
         states[job.state] += 1
-    median_rate = fallback_rate(sweep)
-    used = sum(job.compute_seconds for job in sweep.jobs)
-    full = sum(job.full_budget_seconds(median_rate) for job in sweep.jobs)
+    steady_rate = sweep_steady_rate(sweep)
+    used = sum(job.compute for job in sweep.jobs)
+    full = sum(job.full_budget_seconds(steady_rate) for job in sweep.jobs)
     saved = full - used
     order = [job.name for job in sweep.jobs]
     completed = {
@@ -311,12 +363,14 @@ def totals(sweep: SweepRecord) -> Totals:
         stopped_jobs = [job for job in sweep.jobs if job.stopped_by_a_rule]
         if all(job.name in sweep.baseline_compute for job in stopped_jobs):
             measured_full = sum(
-                sweep.baseline_compute[job.name] if job.stopped_by_a_rule else job.compute_seconds
+                sweep.baseline_compute[job.name] if job.stopped_by_a_rule else job.compute
                 for job in sweep.jobs
             )
     budget = sum(job.budget_steps for job in sweep.jobs)
     steps_saved = sum(max(0, job.budget_steps - job.steps) for job in sweep.jobs if job.stopped_by_a_rule)
     cpu = [job.cpu_seconds for job in sweep.jobs if job.cpu_seconds is not None]
+    estimated_percent = 100.0 * saved / full if full > 0 else 0.0
+    measured_percent = 100.0 * (measured_full - used) / measured_full if measured_full else None
     return Totals(
         jobs=len(sweep.jobs),
         states={state: count for state, count in states.items() if count},
@@ -324,15 +378,16 @@ def totals(sweep: SweepRecord) -> Totals:
         compute_used_seconds=used,
         compute_full_budget_seconds=full,
         compute_saved_seconds=saved,
-        compute_saved_percent=100.0 * saved / full if full > 0 else 0.0,
+        compute_saved_percent=estimated_percent,
         steps_budget=budget,
         steps_saved=steps_saved,
         steps_saved_percent=100.0 * steps_saved / budget if budget else 0.0,
         cpu_seconds=sum(cpu) if cpu and len(cpu) == len(sweep.jobs) else None,
         compute_full_budget_measured_seconds=measured_full,
-        compute_saved_measured_percent=(
-            100.0 * (measured_full - used) / measured_full if measured_full else None
-        ),
+        compute_saved_measured_percent=measured_percent,
+        steady_seconds_per_step=steady_rate,
+        saved_percent=measured_percent if measured_percent is not None else estimated_percent,
+        saved_basis="measured" if measured_percent is not None else "estimated",
         wall_seconds=sweep.wall_seconds,
         winner=winner,
         winner_value=winner_value,
@@ -390,17 +445,7 @@ def markdown(sweep: SweepRecord, summary: Totals | None = None, *, plots: Sequen
         )
         + "."
     )
-    lines.append(
-        f"The jobs used **{_format_seconds(summary.compute_used_seconds)} s** of compute; every job at its "
-        f"full budget would have used {_format_seconds(summary.compute_full_budget_seconds)} s "
-        f"(stopped jobs extrapolated from their own rate): **{summary.compute_saved_percent:.1f}% saved**."
-    )
-    if summary.compute_full_budget_measured_seconds is not None:
-        lines.append(
-            "Measured instead, with the stopped jobs re-run to their full budget without stopping: "
-            f"{_format_seconds(summary.compute_full_budget_measured_seconds)} s, "
-            f"**{summary.compute_saved_measured_percent:.1f}% saved**."
-        )
+    lines.extend(_compute_sentences(summary))
     if summary.winner is not None:
         lines.append(
             f"Best job: **{summary.winner}** ({metric} {_format_metric(summary.winner_value)}). "
@@ -410,27 +455,30 @@ def markdown(sweep: SweepRecord, summary: Totals | None = None, *, plots: Sequen
         lines.append(f"No job completed its budget, so there is no best job ({summary.regret_note}).")
     lines += ["", "## Jobs", ""]
     lines.append(
-        f"| job | parameters | state | stopped by | steps | compute s | at full budget s | {metric} |"
+        f"| job | parameters | state | stopped by | steps | compute s | at full budget s, measured "
+        f"| at full budget s, estimated | {metric} |"
     )
-    lines.append("|---|---|---|---|---:|---:|---:|---:|")
-    median_rate = fallback_rate(sweep)
+    lines.append("|---|---|---|---|---:|---:|---:|---:|---:|")
+    steady_rate = sweep_steady_rate(sweep)
     borrowed = False
     for job in sweep.jobs:
         marker = " **(best)**" if job.name == summary.winner else ""
-        full = _format_seconds(job.full_budget_seconds(median_rate))
-        if job.stopped_by_a_rule and job.rate is None and job.steps < job.budget_steps:
-            full += "*" if median_rate is not None else " (no rate: no saving claimed)"
-            borrowed = borrowed or median_rate is not None
+        measured = _measured_full_budget(sweep, job)
+        estimated = _format_seconds(job.full_budget_seconds(steady_rate))
+        if job.stopped_by_a_rule and job.steady_rate is None and job.steps < job.budget_steps:
+            estimated += "*" if steady_rate is not None else " (no rate: no saving claimed)"
+            borrowed = borrowed or steady_rate is not None
         lines.append(
             f"| {job.name}{marker} | {params_text(job.params)} | {job.state} | {_stop_text(job)} | "
-            f"{job.steps}/{job.budget_steps} | {_format_seconds(job.compute_seconds)} | "
-            f"{full} | {_format_metric(job.objective(metric))} |"
+            f"{job.steps}/{job.budget_steps} | {_format_seconds(job.compute)} | "
+            f"{'-' if measured is None else _format_seconds(measured)} | {estimated} | "
+            f"{_format_metric(job.objective(metric))} |"
         )
-    if borrowed and median_rate is not None:
+    if borrowed and steady_rate is not None:
         lines += [
             "",
-            "\\* stopped before it logged two metric lines: extrapolated at the sweep's median measured "
-            f"rate, {median_rate:.4f} s/step.",
+            f"\\* stopped before it logged {MIN_STEADY_INTERVALS} metric-line intervals after its first: its "
+            f"remaining steps are estimated at the sweep's steady-state rate, {steady_rate:.4f} s/step.",
         ]
     lines += ["", "## Totals", "", "| measure | value |", "|---|---:|"]
     rows = [
@@ -438,12 +486,6 @@ def markdown(sweep: SweepRecord, summary: Totals | None = None, *, plots: Sequen
         ("states", ", ".join(f"{state} {count}" for state, count in summary.states.items())),
         ("stopped by rules", str(summary.stopped_by_rules)),
         ("compute used (s)", _format_seconds(summary.compute_used_seconds)),
-        (
-            "compute had every job run its full budget (s)",
-            _format_seconds(summary.compute_full_budget_seconds),
-        ),
-        ("compute saved (s)", _format_seconds(summary.compute_saved_seconds)),
-        ("compute saved (%)", f"{summary.compute_saved_percent:.1f}"),
         (
             "compute at full budget, measured: the stopped jobs re-run without stopping (s)",
             _format_seconds(summary.compute_full_budget_measured_seconds)
@@ -455,6 +497,16 @@ def markdown(sweep: SweepRecord, summary: Totals | None = None, *, plots: Sequen
             f"{summary.compute_saved_measured_percent:.1f}"
             if summary.compute_saved_measured_percent is not None
             else "-",
+        ),
+        (
+            "compute at full budget, estimated (s)",
+            _format_seconds(summary.compute_full_budget_seconds),
+        ),
+        ("compute saved, estimated (s)", _format_seconds(summary.compute_saved_seconds)),
+        ("compute saved, estimated (%)", f"{summary.compute_saved_percent:.1f}"),
+        (
+            "steady-state rate the estimate uses (s/step)",
+            f"{summary.steady_seconds_per_step:.4f}" if summary.steady_seconds_per_step is not None else "-",
         ),
         (
             "training steps not run thanks to the stops (% of all budgets)",
@@ -487,11 +539,17 @@ def markdown(sweep: SweepRecord, summary: Totals | None = None, *, plots: Sequen
         "",
         "- *compute used*: each job's compute seconds (process wall time locally; billable seconds on "
         "SageMaker), summed.",
-        "- *at full budget*: a job stopped by a rule after s of its B steps counts "
-        "`compute + (B - s) x seconds_per_step`, its own measured rate; completed, failed and interrupted "
-        "jobs count what they used (no saving is claimed for them). Each job's start-up (imports, model "
-        "build) is paid in full by stopped jobs too; *training steps not run* leaves it out (on SageMaker, "
-        "with hour-long jobs, the two converge).",
+        "- *at full budget, measured*: the stopped jobs re-run to their full budget without stopping "
+        "(their compute then), the other jobs as they used; the figure this report leads with when it "
+        "exists.",
+        "- *at full budget, estimated* (the only figure without a re-run, e.g. on SageMaker): a job stopped "
+        "by a rule after s of its B steps counts `compute + (B - s) x rate`, where rate is a steady-state "
+        "time per step: the median interval between its metric lines after the first (so start-up and "
+        "tracing are not multiplied), its own when it logged "
+        f"{MIN_STEADY_INTERVALS} such intervals, else the sweep's. Completed, failed and interrupted jobs "
+        "count what they used (no saving is claimed for them). Each job's start-up (imports, model build) "
+        "is paid in full by stopped jobs too; *training steps not run* leaves it out (on SageMaker, with "
+        "hour-long jobs, the two converge).",
         f"- *best job*: the best final {metric} ({sweep.objective_goal}) among jobs that completed their "
         "budget.",
         "- *regret*: the best configuration's final value minus the best job's, both from a run of every "
@@ -499,6 +557,41 @@ def markdown(sweep: SweepRecord, summary: Totals | None = None, *, plots: Sequen
         "",
     ]
     return "\n".join(lines)
+
+
+def _measured_full_budget(sweep: SweepRecord, job: JobRecord) -> float | None:
+    """A job's measured compute at full budget: its re-run if it was stopped, else what it used."""
+    if sweep.baseline_compute is None:
+        return None
+    if job.stopped_by_a_rule:
+        return sweep.baseline_compute.get(job.name)
+    return job.compute
+
+
+def _compute_sentences(summary: Totals) -> list[str]:
+    """Measured first whenever it exists; the estimate says it is one, and how it was made."""
+    used = f"The jobs used **{_format_seconds(summary.compute_used_seconds)} s** of compute."
+    rate = (
+        f"{summary.steady_seconds_per_step:.4f} s/step"
+        if summary.steady_seconds_per_step is not None
+        else "no measured rate"
+    )
+    estimate = (
+        f"{_format_seconds(summary.compute_full_budget_seconds)} s at full budget, "
+        f"{summary.compute_saved_percent:.1f}% saved (the stopped jobs' remaining steps at the steady-state "
+        f"rate after warm-up; the sweep's: {rate})"
+    )
+    if summary.compute_full_budget_measured_seconds is not None:
+        return [
+            f"{used} Measured, with the stopped jobs re-run to their full budget without stopping, every "
+            f"job at its full budget used {_format_seconds(summary.compute_full_budget_measured_seconds)} s:"
+            f" **{summary.compute_saved_measured_percent:.1f}% saved (measured)**.",
+            f"Estimated without the re-run, as a SageMaker sweep reports it: {estimate}.",
+        ]
+    return [
+        f"{used} Estimated (nothing was re-run to measure it): {estimate}: "
+        f"**{summary.compute_saved_percent:.1f}% saved (estimate)**."
+    ]
 
 
 def _budget_text(sweep: SweepRecord) -> str:
@@ -555,7 +648,9 @@ def plot_loss_curves(sweep: SweepRecord, path: Path) -> Path:
 
 
 def plot_compute(sweep: SweepRecord, path: Path) -> Path:
-    """Compute per job: used (solid) and, for stopped jobs, what their full budget would add (hatched)."""
+    """Compute per job: used (solid) and, for stopped jobs, what their full budget would add: measured
+    (solid outline) where they were re-run, estimated (hatched, labelled so) where not. The title carries the
+    report's leading figure and says whether it was measured or estimated."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -563,23 +658,45 @@ def plot_compute(sweep: SweepRecord, path: Path) -> Path:
 
     figure, axes = pyplot.subplots(figsize=(9, 0.45 * len(sweep.jobs) + 1.6), dpi=110)
     names = [job.name for job in sweep.jobs]
-    used = [job.compute_seconds for job in sweep.jobs]
-    median_rate = fallback_rate(sweep)
-    remainder = [job.full_budget_seconds(median_rate) - job.compute_seconds for job in sweep.jobs]
+    used = [job.compute for job in sweep.jobs]
+    steady_rate = sweep_steady_rate(sweep)
+    measured = [_measured_full_budget(sweep, job) for job in sweep.jobs]
+    measured_rest = [
+        max(0.0, full - job.compute) if full is not None and job.stopped_by_a_rule else 0.0
+        for job, full in zip(sweep.jobs, measured, strict=True)
+    ]
+    estimated_rest = [
+        job.full_budget_seconds(steady_rate) - job.compute
+        if full is None or not job.stopped_by_a_rule
+        else 0.0
+        for job, full in zip(sweep.jobs, measured, strict=True)
+    ]
     positions = list(range(len(names)))
     axes.barh(positions, used, color="#3b78b0", label="compute used")
-    axes.barh(
-        positions,
-        remainder,
-        left=used,
-        color="none",
-        edgecolor="#b05a3b",
-        hatch="//",
-        label="saved by stopping",
-    )
-    for position, job in zip(positions, sweep.jobs, strict=True):
+    if any(measured_rest):
+        axes.barh(
+            positions,
+            measured_rest,
+            left=used,
+            color="#e8b9a8",
+            edgecolor="#b05a3b",
+            label="saved by stopping, measured (re-run to full budget)",
+        )
+    if any(estimated_rest):
+        axes.barh(
+            positions,
+            estimated_rest,
+            left=used,
+            color="none",
+            edgecolor="#b05a3b",
+            hatch="//",
+            label="saved by stopping, estimated (steady-state rate)",
+        )
+    for position, job, rest_measured, rest_estimated in zip(
+        positions, sweep.jobs, measured_rest, estimated_rest, strict=True
+    ):
         axes.text(
-            job.full_budget_seconds(median_rate),
+            job.compute + rest_measured + rest_estimated,
             position,
             f" {job.state}",
             va="center",
@@ -590,7 +707,9 @@ def plot_compute(sweep: SweepRecord, path: Path) -> Path:
     axes.invert_yaxis()
     axes.set_xlabel("compute seconds")
     summary = totals(sweep)
-    axes.set_title(f"Sweep {sweep.name}: compute per job ({summary.compute_saved_percent:.1f}% saved)")
+    axes.set_title(
+        f"Sweep {sweep.name}: compute per job ({summary.saved_percent:.1f}% saved, {summary.saved_basis})"
+    )
     axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
