@@ -14,7 +14,11 @@ trainable variable; ``gradients/<path>``, which the trainer copies out of its co
 steps this callback will save (``AutoencoderTrainer.enable_gradient_recording``); ``embeddings/probe``, the
 bottleneck output for a fixed probe batch, with ``embeddings/family_index`` (the probe designs' families as
 indices); ``outputs/<layer>`` for layers matched by a regex, also on the probe batch. The probe designs'
-ids and family names are in ``<out_dir>/autostop-probe.json`` beside the trial.
+ids and family names are in ``<out_dir>/autostop-probe.json`` beside the trial. The step at which the loss
+turns NaN or infinite is saved too, off schedule, so it is judged at once (``_loss_turned_non_finite``).
+
+One trial, one run (``_take_folder``): a new run refuses a folder that holds a trial, a resumed run
+continues its own (docs/debugger.md, "Files").
 
 Cost. On a saved step the training thread only copies tensors to NumPy (and, for embeddings/outputs, runs the
 probe batch forward); a background thread serializes and writes them, then tells the listeners (the rule
