@@ -7,8 +7,11 @@ stop Lambda's tests still have to go through botocore's whole HTTP stack (endpoi
 fake speaks SageMaker's real wire protocol, AWS JSON 1.1: ``POST /`` with ``X-Amz-Target:
 SageMaker.<Operation>``, JSON bodies, and errors as HTTP 4xx/5xx with ``{"__type": ..., "message": ...}``.
 
-It implements only what the Lambda calls: ``DescribeTrainingJob``, ``ListTags`` (paginated), ``AddTags`` and
-``StopTrainingJob``, with SageMaker's documented or observed answers:
+It implements what the Lambda calls: ``DescribeTrainingJob``, ``ListTags`` (paginated), ``AddTags`` and
+``StopTrainingJob``, and what the sweep launcher calls besides: ``CreateTrainingJob`` (a job ``InProgress``
+until a test changes it; a second job of the same name is 400 ``ResourceInUse``, as the API reference lists)
+and ``Search`` of training jobs by tag (``Tags.<key>`` ``Equals``, paginated). SageMaker's documented or
+observed answers:
 
 - a job that does not exist: 400 ``ValidationException`` "Requested resource not found." (what SageMaker
   really returns, although its API model declares ``ResourceNotFound``: aws/aws-sdk#165);
@@ -19,7 +22,8 @@ It implements only what the Lambda calls: ``DescribeTrainingJob``, ``ListTags`` 
 
 Faults are injected per operation (``inject_fault``): throttling (400 ``ThrottlingException``, which botocore
 retries), 500 ``InternalFailure``, 503 ``ServiceUnavailable``, 400 ``AccessDeniedException`` or
-``ValidationException``. A job can be
+``ValidationException``, ``ExpiredTokenException``, ``ResourceLimitExceeded``; and actions run while a
+request is being answered (``inject_action``, e.g. a Ctrl-C arriving mid-request). A job can be
 set to finish in the instant before a stop arrives (``finishes_on_stop``), the race that makes SageMaker
 reject the stop. Every request is logged (``calls``), so a test can prove that no ``StopTrainingJob`` was
 ever sent. The server runs with ``http.server`` in a thread on a free loopback port.
@@ -53,6 +57,12 @@ class Fault(enum.Enum):
     SERVICE_UNAVAILABLE = (503, "ServiceUnavailable", "The service is unavailable. Please try again.")
     ACCESS_DENIED = (400, "AccessDeniedException", "User is not authorized to perform this operation.")
     VALIDATION = (400, "ValidationException", "1 validation error detected.")
+    EXPIRED_TOKEN = (400, "ExpiredTokenException", "The security token included in the request is expired")
+    RESOURCE_LIMIT = (
+        400,
+        "ResourceLimitExceeded",
+        "The account-level service limit 'ml.g5.xlarge for training job usage' is 4 Instances.",
+    )
 
 
 @dataclasses.dataclass
@@ -69,6 +79,9 @@ class FakeTrainingJob:
     finishes_on_stop: str | None = None
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
+    billable_seconds: int | None = None
+    # The CreateTrainingJob request that made the job (None: added by a test).
+    request: dict[str, Any] | None = None
 
     @property
     def arn(self) -> str:
@@ -119,8 +132,13 @@ class FakeSageMaker:
         self.list_tags_page_size = list_tags_page_size
         self.region = region
         self.account_id = account_id
+        # The status a job created by CreateTrainingJob starts in (a test may make jobs end at once).
+        self.status_on_create = "InProgress"
         self._jobs: dict[str, FakeTrainingJob] = {}
         self._faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
+        self._actions: dict[str, collections.deque[Callable[[dict[str, Any]], None]]] = (
+            collections.defaultdict(collections.deque)
+        )
         self._calls: list[Call] = []
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -142,6 +160,19 @@ class FakeSageMaker:
         """Answer the next ``times`` calls of ``operation`` with ``fault`` instead of doing it."""
         with self._lock:
             self._faults[operation].extend([fault] * times)
+
+    def inject_action(
+        self, operation: str, action: Callable[[dict[str, Any]], None], *, times: int = 1
+    ) -> None:
+        """Run ``action(params)`` while answering the next ``times`` calls of ``operation`` (before the
+        operation is done): e.g. send the client process a SIGINT while its request is in flight."""
+        with self._lock:
+            self._actions[operation].extend([action] * times)
+
+    @property
+    def jobs(self) -> dict[str, FakeTrainingJob]:
+        with self._lock:
+            return dict(self._jobs)
 
     def forget_jobs(self) -> None:
         """Drop every job (the call log stays: it is the record of everything ever asked)."""
@@ -240,11 +271,17 @@ class FakeSageMaker:
             "ListTags": self._list_tags,
             "AddTags": self._add_tags,
             "StopTrainingJob": self._stop_training_job,
+            "CreateTrainingJob": self._create_training_job,
+            "Search": self._search,
         }
         try:
             with self._lock:
                 queued = self._faults.get(operation)
                 fault = queued.popleft() if queued else None
+                actions = self._actions.get(operation)
+                action = actions.popleft() if actions else None
+            if action is not None:
+                action(params)
             if fault is not None:
                 status, code, message = fault.value
                 raise _ServiceError(status, code, message)
@@ -308,6 +345,10 @@ class FakeSageMaker:
             "CreationTime": now - 600,
             "LastModifiedTime": now,
         }
+        if job.billable_seconds is not None:
+            description["BillableTimeInSeconds"] = job.billable_seconds
+        if job.request is not None:
+            description["HyperParameters"] = job.request.get("HyperParameters", {})
         if job.debug_rule_statuses:
             description["DebugRuleEvaluationStatuses"] = job.debug_rule_statuses
         if job.profiler_rule_statuses:
@@ -349,3 +390,60 @@ class FakeSageMaker:
             )
         job.status, job.secondary_status = "Stopping", "Stopping"
         return {}
+
+    def _create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params.get("TrainingJobName")
+        if not isinstance(name, str) or not name:
+            raise _ServiceError(400, "ValidationException", "1 validation error detected: TrainingJobName")
+        if name in self._jobs:
+            raise _ServiceError(
+                400,
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region, and a training job "
+                f"with this name already exists ({self._jobs[name].arn})",
+            )
+        tags = {str(tag["Key"]): str(tag.get("Value", "")) for tag in params.get("Tags", []) or []}
+        job = FakeTrainingJob(
+            name,
+            status=self.status_on_create,
+            secondary_status=self.status_on_create,
+            tags=tags,
+            region=self.region,
+            account_id=self.account_id,
+            request=dict(params),
+        )
+        self._jobs[name] = job
+        return {"TrainingJobArn": job.arn}
+
+    def _search(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``Search`` of training jobs: every filter ``Tags.<key>`` ``Equals`` <value> must hold."""
+        if params.get("Resource") != "TrainingJob":
+            raise _ServiceError(400, "ValidationException", "The fake searches training jobs only.")
+        filters = (params.get("SearchExpression") or {}).get("Filters", [])
+        wanted: dict[str, str] = {}
+        for item in filters:
+            name = str(item.get("Name", ""))
+            if not name.startswith("Tags.") or item.get("Operator", "Equals") != "Equals":
+                raise _ServiceError(400, "ValidationException", f"The fake cannot filter on {name!r}.")
+            wanted[name.removeprefix("Tags.")] = str(item.get("Value", ""))
+        matches = sorted(
+            (job for job in self._jobs.values() if all(job.tags.get(k) == v for k, v in wanted.items())),
+            key=lambda job: job.name,
+        )
+        start = int(params.get("NextToken") or 0)
+        page_size = int(params.get("MaxResults") or 10)
+        results = [
+            {
+                "TrainingJob": {
+                    "TrainingJobName": job.name,
+                    "TrainingJobArn": job.arn,
+                    "TrainingJobStatus": job.status,
+                    "Tags": [{"Key": key, "Value": value} for key, value in job.tags.items()],
+                }
+            }
+            for job in matches[start : start + page_size]
+        ]
+        page: dict[str, Any] = {"Results": results}
+        if start + page_size < len(matches):
+            page["NextToken"] = str(start + page_size)
+        return page

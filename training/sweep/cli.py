@@ -1,8 +1,14 @@
 """``autostop sweep``: run a sweep (locally or on SageMaker), show its status, rebuild its report.
 
     autostop sweep run SPEC [--backend local|sagemaker] [--dry-run] [--out DIR] [--baseline] ...
+    autostop sweep configure SPEC --outputs cdk-outputs.json [-o SPEC_OUT]
+    autostop sweep resume DIR|SWEEP
     autostop sweep status SWEEP|DIR [--alarm-prefix autostop-] [--json]
     autostop sweep report DIR
+
+Exit status: 0 when every job ran (stopped by a rule counts as ran), 1 when a SageMaker job failed, none
+could be launched or the launcher had to detach (``resume`` picks it up), 2 for a bad spec or arguments,
+130 after Ctrl-C.
 
 Heavy imports (TensorFlow in the jobs, the SageMaker SDK, boto3, matplotlib) wait until a command runs, so
 ``autostop --help`` stays fast.
@@ -16,7 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from training import cli_errors
+
 DEFAULT_RUNS_DIRECTORY = Path("runs")
+EXIT_BAD_INPUT = 2
 
 
 def register(subparsers: Any) -> None:
@@ -37,8 +46,8 @@ def register(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="print what would run (SageMaker: every request); run nothing"
     )
     run.add_argument("--out", type=Path, help="report folder (default runs/<sweep name>)")
-    run.add_argument("--name", help="override the sweep name (job names are <name>-NNN)")
-    run.add_argument("--max-parallel-jobs", type=int, help="override max_parallel_jobs")
+    run.add_argument("--name", help="override the sweep name (job names are <name>-NNN; default: the spec's)")
+    run.add_argument("--max-parallel-jobs", type=int, help="override max_parallel_jobs (default: the spec's)")
     run.add_argument(
         "--dataset",
         action="append",
@@ -58,12 +67,53 @@ def register(subparsers: Any) -> None:
         help="local: which stop signals go to the decision core: the evaluator's events (default) and/or "
         "the rule:<Name>=1 metric lines as per-job alarm events (repeatable)",
     )
-    run.add_argument("--threads-per-job", type=int, help="local: TensorFlow threads per job")
+    run.add_argument(
+        "--threads-per-job",
+        type=int,
+        help="local: TensorFlow threads per job (default: TensorFlow's own choice, all cores)",
+    )
     run.add_argument("--no-live", action="store_true", help="plain progress lines even on a terminal")
-    run.add_argument("--image-uri", help="SageMaker: the training image (overrides sagemaker.image_uri)")
-    run.add_argument("--role-arn", help="SageMaker: the execution role (overrides sagemaker.role_arn)")
-    run.add_argument("--region", help="SageMaker: the region (overrides sagemaker.region / AWS_REGION)")
+    run.add_argument(
+        "--image-uri",
+        help="SageMaker: a training image built for the instance type's hardware (default: the spec's "
+        "cpu_image_uri / gpu_image_uri by instance type, or image_uri)",
+    )
+    run.add_argument(
+        "--role-arn", help="SageMaker: the execution role (default: sagemaker.role_arn of the spec)"
+    )
+    run.add_argument(
+        "--region", help="SageMaker: the region (default: sagemaker.region, else AWS_REGION / the profile's)"
+    )
     run.set_defaults(handler=run_command)
+
+    configure = actions.add_parser(
+        "configure",
+        help="fill a spec's sagemaker section and data buckets from `cdk deploy --outputs-file`",
+        description="Write SPEC with the deployed training stack's images, execution role, region and "
+        "buckets (sagemaker.*, and every s3:// dataset channel moved to the data bucket, keeping its key). "
+        "The result is validated before it is written; YAML comments are not kept.",
+    )
+    configure.add_argument("spec", type=Path, help="the sweep spec to start from (.yaml, .yml or .toml)")
+    configure.add_argument(
+        "--outputs",
+        type=Path,
+        required=True,
+        help="the file `npx cdk deploy --all --outputs-file cdk-outputs.json` wrote",
+    )
+    configure.add_argument(
+        "-o", "--out", type=Path, help="where to write the configured spec (.yaml; default: print it)"
+    )
+    configure.set_defaults(handler=configure_command)
+
+    resume = actions.add_parser(
+        "resume",
+        help="reattach to a SageMaker sweep's jobs (by tag) and launch the ones never created",
+        description="After the launcher went away (machine closed, credentials expired, Ctrl-C'd "
+        "detach): follow the sweep's running jobs to the end, record the ended ones, launch the rest, "
+        "and rewrite the report. DIR is the sweep's folder (it holds launch.json); a name means runs/NAME.",
+    )
+    resume.add_argument("sweep", help="the sweep's folder, or its name (runs/<name>)")
+    resume.set_defaults(handler=resume_command)
 
     status = actions.add_parser("status", help="a sweep's jobs, rule statuses and who stopped what")
     status.add_argument("sweep", help="a SageMaker sweep's name, or a local sweep's folder (runs/<sweep>)")
@@ -79,9 +129,8 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=report_command)
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return code
+def _fail(arguments: argparse.Namespace, message: str, code: int = EXIT_BAD_INPUT) -> int:
+    return cli_errors.fail(getattr(arguments, "command_prog", "autostop sweep"), message, code)
 
 
 def _apply_overrides(spec: Any, arguments: argparse.Namespace) -> Any:
@@ -120,7 +169,7 @@ def run_command(arguments: argparse.Namespace) -> int:
     try:
         spec = _apply_overrides(spec_module.load_spec(arguments.spec), arguments)
     except spec_module.SpecError as error:
-        return _fail(str(error))
+        return _fail(arguments, str(error))
     directory = arguments.out or DEFAULT_RUNS_DIRECTORY / spec.name
     if arguments.backend == "sagemaker":
         return _run_sagemaker(spec, arguments, directory)
@@ -156,7 +205,7 @@ def _run_local(spec: Any, arguments: argparse.Namespace, directory: Path) -> int
         sweep = local.LocalSweep(spec, directory, progress=progress, **options)
         record = sweep.run()
     except spec_module.SpecError as error:
-        return _fail(str(error))
+        return _fail(arguments, str(error))
     if arguments.baseline and not record.interrupted:
         print("measuring the regret: re-running the stopped jobs without stopping", flush=True)
         local.measure_baseline(
@@ -176,25 +225,130 @@ def _run_local(spec: Any, arguments: argparse.Namespace, directory: Path) -> int
 
 
 def _run_sagemaker(spec: Any, arguments: argparse.Namespace, directory: Path) -> int:
-    from training.sweep import report
     from training.sweep import sagemaker as sagemaker_backend
+    from training.sweep import spec as spec_module
+    from training.sweep.sagemaker import resume
 
     try:
         launch = sagemaker_backend.LaunchSettings.resolve(
             spec, image_uri=arguments.image_uri, role_arn=arguments.role_arn, region=arguments.region
         )
     except sagemaker_backend.LaunchError as error:
-        return _fail(str(error))
+        return _fail(arguments, str(error))
     if arguments.dry_run:
         planned = sagemaker_backend.plan(spec, launch)
         sagemaker_backend.print_plan(planned, spec, lambda line: print(line, flush=True))
         return 0
+    resume.save_launch(
+        directory,
+        spec_document=spec_module.read_document(arguments.spec),
+        spec_source=str(arguments.spec),
+        overrides={
+            "name": arguments.name,
+            "max_parallel_jobs": arguments.max_parallel_jobs,
+            "dataset": list(arguments.dataset),
+        },
+        image_uri=launch.image_uri,
+        role_arn=launch.role_arn,
+        region=launch.region,
+    )
+    return _launch_sagemaker(spec, launch, arguments, directory, existing=False)
+
+
+def _launch_sagemaker(
+    spec: Any, launch: Any, arguments: argparse.Namespace, directory: Path, *, existing: bool
+) -> int:
+    """Preflight, launch (or resume) and report; the exit status says how it went (module docstring)."""
+    import boto3
+
+    from training.sweep import report
+    from training.sweep import sagemaker as sagemaker_backend
+    from training.sweep.sagemaker import faults, preflight, resume
+
+    try:
+        preflight.check_credentials(boto3.Session(region_name=launch.region), launch)
+    except sagemaker_backend.LaunchError as error:
+        return _fail(arguments, str(error), cli_errors.EXIT_ERROR)
     clients = sagemaker_backend.aws_clients(launch.region)
-    record = sagemaker_backend.SageMakerSweep(spec, launch, clients).run()
-    record.save(directory)
+    found: dict[str, Any] = {}
+    if existing:
+        retrier = faults.Retrier(sleep=_sleep, log=lambda line: print(line, flush=True))
+        found = resume.jobs_by_tag(clients.sagemaker, spec.name, retrier)
+        print(
+            f"sweep {spec.name}: {len(found)} job(s) found by tag {sagemaker_backend.SWEEP_TAG_KEY}",
+            flush=True,
+        )
+    sweep = sagemaker_backend.SageMakerSweep(spec, launch, clients, directory=directory, existing_jobs=found)
+    record = sweep.run()
     files = report.write_report(record, directory)
     print(f"report: {files.markdown}", flush=True)
-    return 130 if record.interrupted else 0
+    return _exit_status(record, sweep.detached)
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+def _exit_status(record: Any, detached: str | None) -> int:
+    from training.sweep import report
+
+    if record.interrupted:
+        return cli_errors.EXIT_INTERRUPTED
+    states = [job.state for job in record.jobs]
+    if detached or report.FAILED in states or all(state == report.NOT_STARTED for state in states):
+        return cli_errors.EXIT_ERROR
+    return 0
+
+
+def resume_command(arguments: argparse.Namespace) -> int:
+    from training.sweep import sagemaker as sagemaker_backend
+    from training.sweep import spec as spec_module
+    from training.sweep.sagemaker import resume
+
+    try:
+        directory = resume.sweep_folder(arguments.sweep, DEFAULT_RUNS_DIRECTORY)
+        saved = resume.load_launch(directory)
+        overrides = argparse.Namespace(**{"name": None, "max_parallel_jobs": None, "dataset": []})
+        for key, value in (saved.get("overrides") or {}).items():
+            setattr(overrides, key, value)
+        spec = _apply_overrides(
+            spec_module.parse_spec(saved["spec"], source=str(saved.get("spec_source", "launch.json"))),
+            overrides,
+        )
+        launch = sagemaker_backend.LaunchSettings.resolve(
+            spec, image_uri=saved["image_uri"], role_arn=saved["role_arn"], region=saved["region"]
+        )
+    except (sagemaker_backend.LaunchError, spec_module.SpecError) as error:
+        return _fail(arguments, str(error))
+    return _launch_sagemaker(spec, launch, arguments, directory, existing=True)
+
+
+def configure_command(arguments: argparse.Namespace) -> int:
+    import yaml
+
+    from training.sweep import configure
+    from training.sweep import spec as spec_module
+
+    try:
+        document = spec_module.read_document(arguments.spec)
+        outputs = json.loads(arguments.outputs.read_text(encoding="utf-8"))
+        configured = configure.configure(document, outputs)
+        spec_module.parse_spec(configured, source=str(arguments.out or arguments.spec))
+    except json.JSONDecodeError as error:
+        return _fail(arguments, f"{arguments.outputs} is not JSON: {error}")
+    except (configure.ConfigureError, spec_module.SpecError) as error:
+        return _fail(arguments, str(error))
+    text = yaml.safe_dump(configured, sort_keys=False, default_flow_style=False, width=110)
+    if arguments.out is None:
+        sys.stdout.write(text)
+        return 0
+    if arguments.out.suffix not in (".yaml", ".yml"):
+        return _fail(arguments, f"{arguments.out}: the configured spec is written as YAML (.yaml or .yml)")
+    arguments.out.write_text(text, encoding="utf-8")
+    print(f"wrote {arguments.out}: images, role, region and buckets of the deployed stacks", file=sys.stderr)
+    return 0
 
 
 def status_command(arguments: argparse.Namespace) -> int:
@@ -205,7 +359,7 @@ def status_command(arguments: argparse.Namespace) -> int:
         try:
             statuses = status.local_status(target)
         except ValueError as error:
-            return _fail(str(error))
+            return _fail(arguments, str(error))
     else:
         import boto3
 
@@ -217,7 +371,7 @@ def status_command(arguments: argparse.Namespace) -> int:
             alarm_prefix=arguments.alarm_prefix,
         )
         if not statuses:
-            return _fail(f"no training jobs named {arguments.sweep}-NNN", 1)
+            return _fail(arguments, f"no training jobs named {arguments.sweep}-NNN", 1)
     if arguments.json:
         print(json.dumps([item.to_json_dict() for item in statuses], indent=2))
     else:
@@ -231,7 +385,7 @@ def report_command(arguments: argparse.Namespace) -> int:
     try:
         record = report.SweepRecord.load(arguments.directory)
     except ValueError as error:
-        return _fail(str(error))
+        return _fail(arguments, str(error))
     files = report.write_report(record, arguments.directory)
     print(f"report: {files.markdown}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from lambdas.stop_training_job import decision
 from tests.training.sweep.test_report import fixed_sweep
+from training import cli
 from training.sweep import cli as sweep_cli
 from training.sweep import report
 
@@ -17,10 +17,8 @@ DEMO_SPEC = Path(sweep_cli.__file__).parent / "specs" / "demo.yaml"
 
 
 def run(*arguments: str) -> int:
-    parser = argparse.ArgumentParser(prog="autostop")
-    sweep_cli.register(parser.add_subparsers())
-    parsed = parser.parse_args(["sweep", *arguments])
-    return int(parsed.handler(parsed))
+    """``autostop sweep ...`` as the installed command runs it (its error handling included)."""
+    return cli.main(["sweep", *arguments])
 
 
 def test_a_bad_spec_is_one_error_listing_every_problem(
@@ -37,7 +35,8 @@ def test_a_bad_spec_is_one_error_listing_every_problem(
     # THEN exit 2 and an error naming each key, no traceback
     error = capsys.readouterr().err
     assert code == 2
-    assert error.startswith("error: invalid sweep spec")
+    assert error.startswith("autostop sweep run: error: invalid sweep spec")
+    assert error.count("\n") == 1  # one line
     for expected in (
         "steps_per_job: must be >= 1",
         "search.parameters.lr: unknown parameter",

@@ -211,6 +211,7 @@ class SageMakerSweep:
             self._save()
             return True
         self.log(f"{job.name}: created ({job.label()})")
+        self._save()  # the job exists: records.json says so before anything else can go wrong
         for alarm in alarms.alarm_requests(self.spec, job, self.prefix):
             try:
                 self.retrier.call(

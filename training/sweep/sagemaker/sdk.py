@@ -28,7 +28,7 @@ from training.sweep.sagemaker.settings import LaunchError, LaunchSettings
 
 DRY_RUN_ACCOUNT = "123456789012"
 DRY_RUN_BUCKET = "autostop-dry-run-bucket"
-# botocore's own retries (standard mode) below the launcher's (retry.py): throttling and 5xx answers.
+# botocore's own attempts per call (standard mode: throttling and 5xx), below the launcher's faults.Retrier.
 CLIENT_MAX_ATTEMPTS = 3
 
 
@@ -117,7 +117,7 @@ def aws_clients(region: str, *, max_attempts: int = CLIENT_MAX_ATTEMPTS) -> AwsC
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=5, read_timeout=30
+        retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=5, read_timeout=30
     )
     boto_session = boto3.Session(region_name=region)
     sagemaker_client = boto_session.client("sagemaker", config=config)
