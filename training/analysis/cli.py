@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 EXIT_BAD_INPUT = 2
+# The split the training jobs make (training/hparams.py HParams.validation_fraction's default): what
+# --split train|validation selects unless --validation-fraction says otherwise.
+TRAINING_VALIDATION_FRACTION = 0.1
+SPLIT_HELP = "which designs: all, or the training job's train or validation split (default: %(default)s)"
+FRACTION_HELP = (
+    "the validation fraction the model was trained with, for --split train|validation "
+    f"(default: {TRAINING_VALIDATION_FRACTION}, training's default)"
+)
+METRIC_HELP = "distance between signatures (default: %(default)s)"
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +54,17 @@ def _fail(command: str, message: str) -> int:
 
 
 def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow without its CUDA/absl start-up lines (training/quiet_tensorflow.py says why)."""
+    from training import quiet_tensorflow
+
+    quiet_tensorflow.import_tensorflow()
+
+
+def _validation_fraction(arguments: argparse.Namespace) -> float:
+    """The fraction that defines --split train|validation: given, or the one training used by default."""
+    if arguments.validation_fraction is not None:
+        return float(arguments.validation_fraction)
+    return 0.0 if arguments.split == "all" else TRAINING_VALIDATION_FRACTION
 
 
 # --- analyze ------------------------------------------------------------------------------------------------
@@ -135,10 +153,17 @@ def _register_embed(subparsers: Any) -> None:
     )
     parser.add_argument("shards", metavar="SHARDS", help="folder of *.tfrecord shards (or one shard)")
     parser.add_argument("-o", "--out", default="embeddings", help="output folder (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
-    parser.add_argument("--split", choices=("all", "train", "validation"), default="all")
-    parser.add_argument("--validation-fraction", type=float, default=0.0, help="as in training, for --split")
-    parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean", help="index metric")
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="designs per batch (default: %(default)s)"
+    )
+    parser.add_argument("--split", choices=("all", "train", "validation"), default="all", help=SPLIT_HELP)
+    parser.add_argument("--validation-fraction", type=float, default=None, help=FRACTION_HELP)
+    parser.add_argument(
+        "--metric",
+        choices=("euclidean", "cosine"),
+        default="euclidean",
+        help="distance the index uses (default: %(default)s)",
+    )
     parser.set_defaults(handler=run_embed)
 
 
@@ -168,7 +193,7 @@ def run_embed(arguments: argparse.Namespace) -> int:
             arguments.shards,
             batch_size=arguments.batch_size,
             split=arguments.split,
-            validation_fraction=arguments.validation_fraction,
+            validation_fraction=_validation_fraction(arguments),
         )
         out = search.SimilarityIndex(embedded, metric=arguments.metric).save(arguments.out)
     except ValueError as error:
@@ -196,8 +221,10 @@ def _register_tsne(subparsers: Any) -> None:
     parser.add_argument("embeddings", metavar="EMBEDDINGS", help="embeddings folder")
     parser.add_argument("-o", "--out", default="tsne", help="output folder (default: %(default)s)")
     parser.add_argument("--perplexity", type=float, default=None, help="default: min(30, (designs - 1) / 3)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--title", default=None)
+    parser.add_argument("--seed", type=int, default=0, help="t-SNE's random seed (default: %(default)s)")
+    parser.add_argument(
+        "--title", default=None, help="the picture's title (default: t-SNE of N design embeddings)"
+    )
     parser.set_defaults(handler=run_tsne)
 
 
@@ -235,12 +262,18 @@ def _register_similar(subparsers: Any) -> None:
             "(view_00.png ...), which is embedded with the model the index was made with (or --model)."
         ),
     )
-    parser.add_argument("index", metavar="MODEL_OR_INDEX")
-    parser.add_argument("query", metavar="DESIGN_ID_OR_FOLDER")
+    parser.add_argument(
+        "index", metavar="MODEL_OR_INDEX", help="an embeddings folder, or a model (with --shards)"
+    )
+    parser.add_argument(
+        "query", metavar="DESIGN_ID_OR_FOLDER", help="an indexed design id, or a folder of views"
+    )
     parser.add_argument("-k", type=_positive_int, default=5, help="number of results (default: %(default)s)")
     parser.add_argument("--shards", default=None, help="shards to index when MODEL_OR_INDEX is a model")
     parser.add_argument("--model", default=None, help="model for a folder query (default: the index's model)")
-    parser.add_argument("--metric", choices=("euclidean", "cosine"), default=None)
+    parser.add_argument(
+        "--metric", choices=("euclidean", "cosine"), default=None, help="distance (default: the index's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_similar)
 
@@ -301,14 +334,18 @@ def _register_evaluate(subparsers: Any) -> None:
             "folder, or a model with SHARDS of held-out designs."
         ),
     )
-    parser.add_argument("source", metavar="MODEL_OR_EMBEDDINGS")
+    parser.add_argument(
+        "source", metavar="MODEL_OR_EMBEDDINGS", help="an embeddings folder, or a model (with SHARDS)"
+    )
     parser.add_argument(
         "shards", metavar="SHARDS", nargs="?", default=None, help="held-out shards (with a model)"
     )
-    parser.add_argument("-k", type=_positive_int, default=5)
-    parser.add_argument("--split", choices=("all", "train", "validation"), default="all")
-    parser.add_argument("--validation-fraction", type=float, default=0.0)
-    parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    parser.add_argument(
+        "-k", type=_positive_int, default=5, help="results per query for precision@k (default: %(default)s)"
+    )
+    parser.add_argument("--split", choices=("all", "train", "validation"), default="all", help=SPLIT_HELP)
+    parser.add_argument("--validation-fraction", type=float, default=None, help=FRACTION_HELP)
+    parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean", help=METRIC_HELP)
     parser.add_argument("--json", dest="json_path", default=None, help="also write the report as JSON here")
     parser.set_defaults(handler=run_evaluate)
 
@@ -325,7 +362,7 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
                 arguments.shards,
                 batch_size=64,
                 split=arguments.split,
-                validation_fraction=arguments.validation_fraction,
+                validation_fraction=_validation_fraction(arguments),
             )
         else:
             raise search.SearchError(
