@@ -37,6 +37,7 @@ class JobStatus:
     stopped_at: str | None = None
     stop_source: str | None = None
     compute_seconds: float | None = None
+    console_url: str | None = None  # the job's page in the SageMaker console (SageMaker jobs)
 
     def to_json_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,6 +69,14 @@ def _alarm_states(cloudwatch_client: Any, prefix: str, sweep_name: str) -> dict[
         if slash:
             states.setdefault(job, {})[rule] = ALARM_STATUS.get(alarm.get("StateValue", ""), "InProgress")
     return states
+
+
+def console_url(job_arn: str) -> str:
+    """The training job's page in the SageMaker console (its logs and metrics are linked from there)."""
+    partition, region = job_arn.split(":")[1], job_arn.split(":")[3]
+    name = job_arn.rsplit("/", 1)[-1]
+    domain = "console.amazonaws.cn" if partition == "aws-cn" else "console.aws.amazon.com"
+    return f"https://{region}.{domain}/sagemaker/home?region={region}#/jobs/{name}"
 
 
 def sagemaker_status(
@@ -103,6 +112,7 @@ def sagemaker_status(
                 stopped_at=tags.get(decision.TAG_STOPPED_AT),
                 stop_source=tags.get(decision.TAG_STOP_SOURCE),
                 compute_seconds=float(billable) if billable is not None else None,
+                console_url=console_url(str(description["TrainingJobArn"])),
             )
         )
     return statuses
@@ -159,4 +169,7 @@ def render(statuses: Sequence[JobStatus]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     stopped = sum(1 for status in statuses if status.stopped_by_rule)
     lines.append(f"{len(statuses)} job(s); {stopped} stopped by a rule")
+    links = [f"  {status.name}: {status.console_url}" for status in statuses if status.console_url]
+    if links:
+        lines += ["console (logs, metrics, rule statuses):", *links]
     return "\n".join(lines)

@@ -345,6 +345,11 @@ def test_status_shows_jobs_rule_statuses_and_who_stopped_what() -> None:
     table = status_module.render(statuses)
     assert "ExplodingTensor" in table
     assert "2 job(s); 1 stopped by a rule" in table
+    # AND each job's page in the SageMaker console
+    assert (
+        "  vision-lr-001: https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+        "#/jobs/vision-lr-001"
+    ) in table.splitlines()
 
 
 def test_ctrl_c_stops_the_launched_jobs_and_reports_the_rest_as_not_started(moto_endpoint: str) -> None:

@@ -184,6 +184,18 @@ def test_records_json_is_rewritten_as_each_job_ends(fake_sagemaker: FakeSageMake
     assert saved_states(tmp_path) == [report.COMPLETED] * 3
 
 
+def test_a_jobs_record_carries_its_billable_seconds(fake_sagemaker: FakeSageMaker) -> None:
+    # GIVEN jobs that end at the first wait, SageMaker reporting 420 billable seconds for each
+    def sleep(seconds: float) -> None:
+        for job in fake_sagemaker.jobs.values():
+            job.billable_seconds = 420
+        end_running_jobs(fake_sagemaker)
+
+    # WHEN launching; THEN each record has DescribeTrainingJob's BillableTimeInSeconds
+    record = launcher(None, sleep=sleep).run()
+    assert [job.billable_seconds for job in record.jobs] == [420.0] * 3
+
+
 def test_a_job_that_already_exists_with_the_sweeps_tag_is_followed_not_duplicated(
     fake_sagemaker: FakeSageMaker,
 ) -> None:

@@ -101,7 +101,12 @@ def job_record(
     start = description.get("TrainingStartTime") or description.get("CreationTime")
     end = description.get("TrainingEndTime") or description.get("LastModifiedTime")
     billable = description.get("BillableTimeInSeconds")
-    compute = float(billable) if billable is not None else (_seconds_between(start, end) or 0.0)
+    billable_seconds = float(billable) if billable is not None else None
+    reported = description.get("TrainingTimeInSeconds")
+    training_seconds = float(reported) if reported is not None else _seconds_between(start, end)
+    # compute: the training time (wall) where SageMaker gave the times; billable (spot-discounted, what is
+    # paid) apart, in billable_seconds, which the report prefers.
+    compute = training_seconds if training_seconds is not None else (billable_seconds or 0.0)
 
     train_curve: list[tuple[int, float]] = []
     validation_curve: list[tuple[int, dict[str, float]]] = []
@@ -178,6 +183,7 @@ def job_record(
         state=state,
         steps=min(steps, job.steps),
         compute_seconds=compute,
+        billable_seconds=billable_seconds,
         seconds_per_step=seconds_per_step,
         stopped_by_rule=rule,
         rule_step=rule_step,
