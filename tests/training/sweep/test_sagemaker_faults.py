@@ -10,7 +10,7 @@ AWS behaviours encoded here, with where AWS documents them:
 - ``CreateTrainingJob`` for a name that exists answers ``ResourceInUse`` (SageMaker API reference,
   CreateTrainingJob, Errors);
 - ``Search`` filters training jobs by tag with the property name ``Tags.<key>`` (SageMaker API reference,
-  Filter: "you can specify Tags.<key>");
+  Search and Filter: a tag is a property named Tags.<key>);
 - ``sts:GetCallerIdentity`` needs no permission (AWS STS API reference, GetCallerIdentity);
 - throttling and 5xx errors are the ones to retry with backoff (AWS SDKs and Tools reference guide,
   "Retry behavior").
