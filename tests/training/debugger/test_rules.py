@@ -166,6 +166,13 @@ def test_training_loss_windows_ride_out_batch_noise_and_a_50_step_plateau(tmp_pa
     stuck_at = _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", stuck, LOSSES), mode=ModeKeys.TRAIN))
     assert stuck_at is not None
     assert stuck_at <= 200
+    # ... while Debugger's single-point comparison (window 1, patience 1) stops the healthy job early on
+    single = rules.LossNotDecreasing(
+        _trial(tmp_path / "c", healthy, LOSSES), mode=ModeKeys.TRAIN, window=1, patience=1
+    )
+    single_at = _fires_at(single)
+    assert single_at is not None
+    assert single_at <= 50
 
 
 def _standard_normal(seed: int) -> list[tuple[int, float]]:
