@@ -169,7 +169,7 @@ def test_the_hyperparameter_document_wins_over_the_file_which_wins_over_defaults
     (tmp_path / "debughookconfig.json").write_text(json.dumps(SAGEMAKER_DOCUMENT), encoding="utf-8")
 
     # WHEN loaded with and without a document given as a hyperparameter
-    from_file = config.load_hook_config(config_dir=tmp_path, default_out_dir="/unused")
+    from_file = config.load_hook_config(config_dir=tmp_path, default_out_dir="/opt/ml/output/tensors")
     from_text = config.load_hook_config(
         config_dir=tmp_path,
         default_out_dir="/unused",

@@ -19,6 +19,10 @@ from tests.training.debugger import support
 from training.debugger import config, evaluator, layout, rules, signals
 
 FLAT_LOSS = {layout.LOSS_TENSOR: 0.7}
+# LossNotDecreasing on single training losses, each compared with the one 10 steps earlier, firing at the
+# first comparison: the simplest rule whose firing step these evaluator tests can state (the rule's own
+# semantics are tested in test_rules.py).
+SINGLE_LOSSES = {"mode": "TRAIN", "window": "1", "patience": "1"}
 
 
 class CrashingRule(rules.AutostopRule):
@@ -89,7 +93,7 @@ def test_statuses_signals_and_contained_failures(tmp_path: Path) -> None:
     log: list[str] = []
     rule_evaluator = evaluator.RuleEvaluator(
         _configurations(
-            _rule("LossNotDecreasing"),
+            _rule("LossNotDecreasing", **SINGLE_LOSSES),
             _rule("NoNaN", "ExplodingTensor"),
             _rule("Buggy", "CrashingRule"),
             _rule("Overtraining"),
@@ -119,7 +123,9 @@ def test_statuses_signals_and_contained_failures(tmp_path: Path) -> None:
     issue = recorder.of("LossNotDecreasing")[1]
     assert issue.step == 11
     assert issue.status_details == signals.condition_met_details("LossNotDecreasing", 11)
-    assert issue.finding == "loss (TRAIN) is 0.7 at step 11, not 0% below 0.7 at step 1"
+    assert issue.finding == (
+        "loss (TRAIN): loss 0.7 at step 11 is not 0% below 0.7 at step 1, 1 comparison(s) in a row"
+    )
     assert issue.time == support.SAMPLE_TIME
     states = {state.configuration.name: state for state in rule_evaluator.snapshot()}
     assert states["Buggy"].status_details == "InternalError: RuntimeError: index out of range"
@@ -139,7 +145,7 @@ def test_statuses_signals_and_contained_failures(tmp_path: Path) -> None:
         "Step": 11,
         "Finding": issue.finding,
     }
-    assert "rule LossNotDecreasing: IssuesFound at step 11: loss (TRAIN) is 0.7" in "\n".join(log)
+    assert "rule LossNotDecreasing: IssuesFound at step 11: loss (TRAIN): loss 0.7" in "\n".join(log)
     assert any(
         line.startswith("rule Buggy: Error at step 5: RuntimeError('index out of range')") for line in log
     )
@@ -150,8 +156,8 @@ def test_start_and_end_step_limit_where_a_rule_is_evaluated(tmp_path: Path) -> N
     recorder = support.Recorder()
     rule_evaluator = evaluator.RuleEvaluator(
         _configurations(
-            _rule("Late", "LossNotDecreasing", start_step="15"),
-            _rule("Early", "LossNotDecreasing", end_step="11"),
+            _rule("Late", "LossNotDecreasing", start_step="15", **SINGLE_LOSSES),
+            _rule("Early", "LossNotDecreasing", end_step="11", **SINGLE_LOSSES),
         ),
         dispatcher=signals.SignalDispatcher([recorder.sink]),
         log=lambda _: None,
@@ -160,16 +166,17 @@ def test_start_and_end_step_limit_where_a_rule_is_evaluated(tmp_path: Path) -> N
     # WHEN 30 steps are evaluated
     _grow(rule_evaluator, tmp_path / "trial", [(layout.TRAIN, step, FLAT_LOSS) for step in range(1, 31)])
 
-    # THEN the late rule fires at its first step, the early one never reaches a comparison
+    # THEN the late rule sees steps from 15 on, so it first compares (and fires) at 25 against 15; the
+    # early one never reaches a comparison
     assert rule_evaluator.statuses() == {"Late": "IssuesFound", "Early": "NoIssuesFound"}
-    assert recorder.of("Late")[-1].step == 15
+    assert recorder.of("Late")[-1].step == 25
 
 
 def test_a_resumed_job_evaluates_only_its_own_steps(tmp_path: Path) -> None:
-    # GIVEN a trial holding steps 1-30 of which this run (resumed at step 21) wrote 21-30
+    # GIVEN a trial holding steps 1-40 of which this run (resumed at step 21) wrote 21-40
     recorder = support.Recorder()
     rule_evaluator = evaluator.RuleEvaluator(
-        _configurations(_rule("LossNotDecreasing")),
+        _configurations(_rule("LossNotDecreasing", **SINGLE_LOSSES)),
         dispatcher=signals.SignalDispatcher([recorder.sink]),
         log=lambda _: None,
     )
@@ -177,12 +184,13 @@ def test_a_resumed_job_evaluates_only_its_own_steps(tmp_path: Path) -> None:
     _grow(
         rule_evaluator,
         tmp_path / "trial",
-        [(layout.TRAIN, step, FLAT_LOSS) for step in range(1, 31)],
+        [(layout.TRAIN, step, FLAT_LOSS) for step in range(1, 41)],
         first_step=21,
     )
 
-    # THEN the first step judged is 21 (against step 11 of the earlier run)
-    assert recorder.of("LossNotDecreasing")[-1].step == 21
+    # THEN the first step judged is 21, so the first comparison (and the issue) is at 31, not at 11 as it
+    # would be had the earlier run's steps been judged
+    assert recorder.of("LossNotDecreasing")[-1].step == 31
 
 
 def test_when_no_tensors_were_written_every_rule_ends_in_error_not_no_issues() -> None:
@@ -218,7 +226,7 @@ def test_follow_evaluates_a_trial_written_by_another_process_and_the_cli_reports
             "--trial",
             trial,
             "--rules",
-            "LossNotDecreasing,ExplodingTensor",
+            json.dumps([_rule("LossNotDecreasing", **SINGLE_LOSSES), _rule("ExplodingTensor")]),
             "--events-file",
             str(events_file),
             "--job-name",
