@@ -90,12 +90,9 @@ def test_dry_run_requests_carry_the_tag_rules_hook_metrics_spot_and_alarms() -> 
     # AND managed Debugger rules with the spec's parameters
     rules = {rule["RuleConfigurationName"]: rule for rule in request["DebugRuleConfigurations"]}
     assert set(rules) == {"LossNotDecreasing", "VanishingGradient", "ExplodingTensor", "Overfit"}
-    assert rules["LossNotDecreasing"]["RuleParameters"] == {
-        "rule_to_invoke": "LossNotDecreasing",
-        "num_steps": "200",
-        "diff_percent": "0.5",
-        "mode": "TRAIN",
-    }
+    for rule in spec.rules:
+        expected = {"rule_to_invoke": rule.rule_to_invoke, **rule.parameters}
+        assert rules[rule.name]["RuleParameters"] == expected
     # AND metric definitions for the training lines, the step and each rule line
     definitions = {
         item["Name"]: item["Regex"] for item in request["AlgorithmSpecification"]["MetricDefinitions"]

@@ -90,6 +90,11 @@ def is_transient(error: BaseException) -> bool:
     return any(kind.__name__ in CONNECTION_ERRORS for kind in type(error).__mro__)
 
 
+def is_aws_error(error: BaseException) -> bool:
+    """An error of botocore (an answer of AWS, a connection, credentials), as opposed to a bug."""
+    return any(kind.__module__.startswith(("botocore", "boto3", "urllib3")) for kind in type(error).__mro__)
+
+
 def is_credential_problem(error: BaseException) -> bool:
     return error_code(error) in CREDENTIAL_CODES or type(error).__name__ in {
         "NoCredentialsError",

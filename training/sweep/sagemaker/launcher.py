@@ -30,7 +30,7 @@ from typing import Any
 from training.sweep import report as report_module
 from training.sweep import spec as spec_module
 from training.sweep.sagemaker import alarms, custom_rules, faults, records, sdk
-from training.sweep.sagemaker.settings import SWEEP_TAG_KEY, TERMINAL_STATUSES, LaunchSettings
+from training.sweep.sagemaker.settings import SWEEP_TAG_KEY, TERMINAL_STATUSES, LaunchError, LaunchSettings
 
 # CreateTrainingJob errors that clear up once a running job ends (the account's instance quota).
 WAIT_FOR_A_SLOT_CODES = frozenset({"ResourceLimitExceeded"})
@@ -123,7 +123,12 @@ class SageMakerSweep:
                 f"interrupted: stopping {len(self.in_flight)} running job(s); {len(pending)} not launched"
             )
             self._stop_in_flight()
-        except (Detach, Exception) as error:
+        except Exception as error:
+            if not faults.is_aws_error(error) and not isinstance(error, Detach | LaunchError):
+                # A bug, not a fault: keep the record of what runs, then let the traceback show.
+                self._record_running()
+                self._save()
+                raise
             self.detached = faults.describe(error)
             self.log(
                 f"cannot go on: {self.detached}; {len(self.in_flight)} job(s) keep running (the stop Lambda "
