@@ -330,3 +330,22 @@ def test_resume_of_a_folder_without_a_launch_record_is_one_error(
     error = capsys.readouterr().err
     assert error.startswith("autostop sweep resume: error: ")
     assert "launch.json" in error
+
+
+def test_a_bug_is_not_taken_for_a_fault_but_the_records_are_kept(
+    fake_sagemaker: FakeSageMaker, tmp_path: Path
+) -> None:
+    # GIVEN a launcher whose own code fails once a job is running (here: the per-job hyperparameters)
+    calls: list[str] = []
+
+    def hyperparameters_for(job: spec_module.JobConfig) -> dict[str, str]:
+        calls.append(job.name)
+        if len(calls) > 1:
+            raise TypeError("a bug")
+        return {}
+
+    # WHEN launching; THEN the bug's own exception comes out (a traceback, not "cannot go on")
+    with pytest.raises(TypeError, match="a bug"):
+        launcher(tmp_path, sleep=lambda _: None, hyperparameters_for=hyperparameters_for).run()
+    # AND records.json still says what runs
+    assert saved_states(tmp_path) == [report.RUNNING, report.NOT_STARTED, report.NOT_STARTED]
