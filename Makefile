@@ -80,7 +80,11 @@ test: lint typecheck pytest cfn-lint
 demo: venv
 	$(PY) -m training.demo
 
-bench: venv
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt -c constraints.txt
+	touch $@
+
+bench: venv $(VENV)/.bench-installed
 	$(PY) -m bench
 
 clean:

@@ -145,6 +145,52 @@ class OptunaPruner:
             self._study.tell(trial, value)
 
 
+class SyneTuneAsha:
+    """Syne Tune's ``ASHA`` scheduler (AWS's tuning library), told each validation as a trial result.
+
+    The scheduler's ``on_trial_result`` answers ``STOP`` or ``CONTINUE``; it is driven directly rather than
+    through a Syne Tune backend, so the launch order and the timing are the replay's, as for every policy.
+    """
+
+    def __init__(self, goal: str, *, max_steps: int, grace_period: int, seed: int = 0) -> None:
+        import logging
+        from datetime import datetime
+
+        from syne_tune.backend.trial_status import Trial
+        from syne_tune.optimizer.baselines import ASHA
+        from syne_tune.optimizer.scheduler import SchedulerDecision
+
+        logging.getLogger("syne_tune").setLevel(logging.ERROR)
+        self._trial_type = Trial
+        self._now = datetime.now
+        self._stop = SchedulerDecision.STOP
+        # The configuration space is not searched (the sweep's jobs are given); one entry names the job.
+        self._scheduler = ASHA(
+            config_space={"job": "replay"},
+            metric="objective",
+            time_attr="step",
+            max_t=max_steps,
+            grace_period=grace_period,
+            do_minimize=goal == cross_job.MINIMIZE,
+            random_seed=seed,
+        )
+        self._trials: dict[str, Any] = {}
+
+    def launch(self, job: str) -> None:
+        trial = self._trial_type(
+            trial_id=len(self._trials), config={"job": "replay"}, creation_time=self._now()
+        )
+        self._scheduler.on_trial_add(trial)
+        self._trials[job] = trial
+
+    def report(self, job: str, step: int, value: float) -> bool:
+        decision = self._scheduler.on_trial_result(self._trials[job], {"objective": value, "step": step})
+        return bool(decision == self._stop)
+
+    def finish(self, job: str, value: float | None, *, stopped: bool) -> None:
+        pass
+
+
 @dataclasses.dataclass(frozen=True)
 class JobOutcome:
     name: str
