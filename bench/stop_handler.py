@@ -14,6 +14,7 @@ kind in ``tests/events`` plus two adversarial events, timed call by call (target
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -33,6 +34,10 @@ PACKAGE_DIR = REPOSITORY / "lambdas" / "stop_training_job"
 EVENTS_DIR = REPOSITORY / "tests" / "events"
 EVENT_PREFIXES = ("sagemaker_state_change_", "autostop_rule_", "cloudwatch_alarm_rule_")
 
+# The documented in-container sample is signed with this key at this time (docs/events.md section 2):
+# the bench verifies its signature as the Lambda does, at the moment the event was sent.
+SAMPLE_SIGNING_KEY = "sample-signing-key-of-sweep-lr-0001-not-secret"
+SAMPLE_TIME = datetime.datetime(2026, 11, 20, 10, 15, 31, tzinfo=datetime.UTC)
 IMPORT_RUNS = 15
 DECISION_CALLS = 3000
 IMPORT_TARGET_MS = 300.0
@@ -123,8 +128,9 @@ def measure_decisions(calls: int) -> dict[str, tuple[list[float], str]]:
             "TrainingJobName": facts.job_name,
             "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{facts.job_name}",
             "TrainingJobStatus": "InProgress",
+            "HyperParameters": {decision.SIGNING_KEY_HYPERPARAMETER: SAMPLE_SIGNING_KEY},
         }
-        return decision.decide(facts, description, tags, config).action.value
+        return decision.decide(facts, description, tags, config, now=SAMPLE_TIME).action.value
 
     results: dict[str, tuple[list[float], str]] = {}
     for name, event in _load_events().items():

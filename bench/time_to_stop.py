@@ -26,6 +26,7 @@ and the training step during which the decision landed (0: before the step after
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -48,7 +49,7 @@ import tensorflow as tf
 from bench import hook_overhead
 from lambdas.stop_training_job import decision
 from training import trainer
-from training.debugger import config, evaluator, signals, writer
+from training.debugger import config, evaluator, provenance, signals, writer
 
 COMMAND = ".venv/bin/python -m bench.time_to_stop"
 REPEATS = 5
@@ -63,6 +64,7 @@ MANAGED_DEBUGGER_SECONDS = 120
 JOB = signals.JobIdentity(
     name="bench-time-to-stop",
     arn="arn:aws:sagemaker:us-east-1:123456789012:training-job/bench-time-to-stop",
+    signing_key=provenance.new_signing_key(),
 )
 
 
@@ -110,6 +112,7 @@ class Decider:
             "TrainingJobName": JOB.name,
             "TrainingJobArn": JOB.arn,
             "TrainingJobStatus": "InProgress",
+            "HyperParameters": {decision.SIGNING_KEY_HYPERPARAMETER: JOB.signing_key},
         }
         self.decided = threading.Event()
         self.seconds: float | None = None
@@ -120,7 +123,8 @@ class Decider:
         facts = decision.interpret_event(envelope, self.config)
         if isinstance(facts, decision.IgnoredEvent):
             return
-        result = decision.decide(facts, self.description, self.tags, self.config)
+        now = datetime.datetime.now(datetime.UTC)
+        result = decision.decide(facts, self.description, self.tags, self.config, now=now)
         if result.action is decision.Action.STOP and not self.decided.is_set():
             self.seconds = time.perf_counter()
             self.during_step = self.clock.latest + 1
@@ -209,7 +213,7 @@ def run_process(views: tf.Tensor, probe: writer.Probe, root: Path) -> dict[str, 
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "SMDEBUG_LOG_LEVEL": "error"},
+        env={**os.environ, "SMDEBUG_LOG_LEVEL": "error", provenance.SIGNING_KEY_ENV: JOB.signing_key or ""},
     )
     clock = StepClock(NAN_AFTER_STEP)
     decider = Decider(clock)

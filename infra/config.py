@@ -18,7 +18,8 @@ Context keys (defaults in ``CONTEXT_KEYS``; ``cdk.json`` carries the same defaul
     the Lambda all narrow to it). ``[A-Za-z0-9-]*``, at most 62 characters, starting with a letter or digit.
 ``autostop:stoppingRules`` (``*``)
     ``*`` (every Debugger/Profiler rule stops its job) or rule configuration names, as a comma-separated
-    string or a JSON list. Names: a letter or digit, then up to 255 of ``A-Z a-z 0-9 _ . -``.
+    string or a JSON list. Names: a letter or digit, then up to 255 of ``A-Z a-z 0-9 _ . : = + @ / -``
+    (``vocabulary.is_rule_name``: the one definition the Lambda, the launcher and the container use).
 ``autostop:dryRun`` (``false``)
     ``true``: the Lambda logs and notifies but never stops a job. A JSON boolean or ``"true"``/``"false"``.
 ``autostop:notificationEmail`` (empty: no subscription)
@@ -53,10 +54,21 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
+# Pure Python too: the stop path's one vocabulary (rule names, tag keys), shared with the Lambda, the
+# launcher's spec and (kept equal by a test) the container.
+from lambdas.stop_training_job import vocabulary
+
 CONTEXT_PREFIX = "autostop:"
 
-# Tags the stop Lambda adds after stopping a job; its AddTags permission is limited to exactly these keys.
-AUDIT_TAG_KEYS = ("autostop:stopped-by-rule", "autostop:stopped-at", "autostop:stop-source")
+# Tags the stop Lambda writes on a job it stops (the stop tags and the audit trail's two markers, see
+# lambdas/stop_training_job/vocabulary.py); its AddTags permission is limited to exactly these keys.
+AUDIT_TAG_KEYS = (
+    vocabulary.TAG_STOPPED_BY_RULE,
+    vocabulary.TAG_STOPPED_AT,
+    vocabulary.TAG_STOP_SOURCE,
+    vocabulary.TAG_STOP_REQUESTED_AT,
+    vocabulary.TAG_AUDIT,
+)
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS_ALLOWED = (
@@ -68,7 +80,6 @@ MAX_RESERVED_CONCURRENCY = 100
 _TAG_KEY = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,128}")
 _TAG_VALUE = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,256}")
 _JOB_PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]{0,61})?")
-_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,255}")
 _ALARM_PREFIX = re.compile(r"[A-Za-z0-9_.+=@-]{1,64}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _MAX_EMAIL_LENGTH = 254
@@ -160,9 +171,9 @@ class AutostopSettings:
                 self.stopping_rules,
                 len(self.stopping_rules) > 0
                 and len(set(self.stopping_rules)) == len(self.stopping_rules)
-                and all(_RULE_NAME.fullmatch(name) for name in self.stopping_rules),
+                and all(vocabulary.is_rule_name(name) for name in self.stopping_rules),
                 "'*' or distinct rule configuration names (a letter or digit, then up to 255 of "
-                "A-Z a-z 0-9 _ . -)",
+                "A-Z a-z 0-9 _ . : = + @ / -)",
             )
         _check("autostop:dryRun", self.dry_run, isinstance(self.dry_run, bool), "a boolean")
         _check(

@@ -4,8 +4,19 @@ Every judgement lives in ``decision`` (pure, shared with the local sweep runner)
 facts the decision needs (``DescribeTrainingJob``, ``ListTags``) and carries the decision out:
 
     interpret -> (finished job: delete its per-job alarms) -> screen -> Describe + ListTags -> decide
-      -> STOP: StopTrainingJob -> AddTags -> SNS      DRY_RUN: SNS only      SKIP: nothing
+      -> STOP: AddTags (stop-requested-at) -> StopTrainingJob -> AddTags (stop tags) -> SNS
+               -> AddTags (audit=notified)
+         DRY_RUN: SNS only      SKIP: nothing (or, for a job autostop stopped whose trail was cut short:
+                                the stop tags, SNS and audit=notified)
       -> EMF metrics and one structured log line; the outcome dict is returned.
+
+The audit trail always lands: ``autostop:stop-requested-at`` is written before ``StopTrainingJob`` (a
+failure there stops nothing and the retried event starts over), ``autostop:audit`` after the stop tags and
+the notification. A retry that finds the job no longer InProgress with the first marker but without the
+second (AddTags or SNS failed after the stop) writes the stop tags and the notification, then closes the
+trail. Only an event that passes every other check (scope, stopping rule, an in-container event's
+signature) can do that, so no forged event sends mail. A failure between the notification and the closing
+tag sends the notification again on the retry: at least once, never lost.
 
 Failure policy: malformed or foreign events are a logged skip (never retried, never a stop). Throttling and
 5xx are retried by botocore (standard mode, ``MAX_ATTEMPTS``), then raised, so EventBridge retries the event
@@ -22,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+from collections.abc import Mapping
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -99,19 +111,26 @@ def handler(event: object, context: LambdaContext) -> dict[str, object]:
     alarms_deleted = _delete_job_alarms(facts.job_name, config) if facts.job_finished else None
 
     verdict = decision.screen(facts, config)
-    job_arn = ""
+    lookup = _Lookup()
     if verdict is None:
-        verdict, job_arn = _decide_with_lookups(facts, config)
+        verdict, lookup = _decide_with_lookups(facts, config)
 
     failure: Exception | None = None
+    audit_completed = False
     if verdict.action is decision.Action.STOP:  # decide() stops only a job whose ARN it has checked
-        verdict, failure = _stop(verdict, job_arn, config)
+        verdict, failure = _stop(verdict, lookup.job_arn, config)
     elif verdict.action is decision.Action.DRY_RUN:
         _notify(verdict, config, added_tags=None)
+    elif verdict.reason is decision.Reason.JOB_NOT_IN_PROGRESS and decision.audit_pending(
+        lookup.description, lookup.tags
+    ):
+        audit_completed = _complete_audit(facts, lookup, config)
     result = _finish(verdict, alarms_deleted=alarms_deleted)
+    if audit_completed:
+        result["audit_completed"] = True
     if failure is not None:
-        # The job IS stopped (and counted); AddTags or the notification failed after botocore's retries.
-        # Raising makes the Errors alarm tell the operator; a retried event finds the job Stopping: no-op.
+        # The job IS stopped, tagged and counted; the notification or its marker failed after botocore's
+        # retries. Raising makes the Errors alarm tell the operator; the retried event completes the trail.
         raise failure
     return result
 
@@ -128,9 +147,18 @@ def _interpret(event: object, config: decision.Config) -> decision.EventFacts | 
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Lookup:
+    """What ``DescribeTrainingJob`` and ``ListTags`` said (nothing when the event was settled without)."""
+
+    job_arn: str = ""
+    description: dict[str, Any] | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 def _decide_with_lookups(
     facts: decision.EventFacts, config: decision.Config
-) -> tuple[decision.Decision, str]:
+) -> tuple[decision.Decision, _Lookup]:
     """Look the job up as it is NOW (events are stale, repeated, out of order), then decide."""
     sagemaker = _client("sagemaker")
     description: dict[str, Any] | None
@@ -138,7 +166,7 @@ def _decide_with_lookups(
         description = sagemaker.describe_training_job(TrainingJobName=facts.job_name)
     except ClientError as error:
         if _is_access_denied(error):
-            return _access_denied(facts, "DescribeTrainingJob"), ""
+            return _access_denied(facts, "DescribeTrainingJob"), _Lookup()
         if not _is_not_found(error):
             raise
         description = None
@@ -152,11 +180,12 @@ def _decide_with_lookups(
                 tags.update(decision.tags_from_list(page.get("Tags")))
         except ClientError as error:
             if _is_access_denied(error):
-                return _access_denied(facts, "ListTags"), ""
+                return _access_denied(facts, "ListTags"), _Lookup()
             if not _is_not_found(error):
                 raise
             description = None
-    return decision.decide(facts, description, tags, config), job_arn
+    verdict = decision.decide(facts, description, tags, config, now=datetime.datetime.now(datetime.UTC))
+    return verdict, _Lookup(job_arn, description, tags)
 
 
 def _access_denied(facts: decision.EventFacts, operation: str) -> decision.Decision:
@@ -172,10 +201,12 @@ def _access_denied(facts: decision.EventFacts, operation: str) -> decision.Decis
 def _stop(
     verdict: decision.Decision, job_arn: str, config: decision.Config
 ) -> tuple[decision.Decision, Exception | None]:
-    """StopTrainingJob, then AddTags and the notification; returns the final decision and any post-stop
-    failure (raised by the handler once the outcome is recorded)."""
+    """AddTags (the stop tags), StopTrainingJob, the notification and its marker; returns the final
+    decision and any failure after the stop (raised by the handler once the outcome is recorded)."""
     sagemaker = _client("sagemaker")
     job_name = str(verdict.job_name)
+    # Before the stop: a failure here (raised) stops nothing, and the retried event starts over.
+    _add_tags(job_arn, {decision.TAG_STOP_REQUESTED_AT: _timestamp()})
     try:
         sagemaker.stop_training_job(TrainingJobName=job_name)
     except ClientError as error:
@@ -191,24 +222,54 @@ def _stop(
         status = _current_status(job_name)
         if status == decision.IN_PROGRESS:
             raise
+        # autostop did not stop this job: the closing marker says so, and no retry claims a stop.
+        _add_tags(job_arn, {decision.TAG_AUDIT: f"stop-rejected: the job was already {status}"[:256]})
         detail = f"StopTrainingJob was rejected: the job is already {status}"
         return _skipped(verdict, decision.Reason.JOB_NOT_IN_PROGRESS, detail), None
 
-    failure: Exception | None = None
+    try:
+        _write_trail(verdict, job_arn, config)
+    except (ClientError, BotoCoreError) as error:
+        logger.exception("the job is stopped but its tags or notification failed (the retry completes them)")
+        return verdict, error
+    return verdict, None
+
+
+def _write_trail(
+    verdict: decision.Decision,
+    job_arn: str,
+    config: decision.Config,
+    *,
+    existing_tags: Mapping[str, str] | None = None,
+) -> None:
+    """The stop tags, the notification, then the closing marker: each step only after the one before.
+    Stop tags a cut-short attempt already wrote are kept as they are (their time is the stop's)."""
     tags = decision.stop_tags(verdict, datetime.datetime.now(datetime.UTC))
-    try:
-        sagemaker.add_tags(
-            ResourceArn=job_arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
-        )
-    except (ClientError, BotoCoreError) as error:
-        logger.exception("the job is stopped but AddTags failed")
-        failure = error
-    try:
-        _notify(verdict, config, added_tags=None if failure else tags)
-    except (ClientError, BotoCoreError) as error:
-        logger.exception("the job is stopped but the notification failed")
-        failure = failure or error
-    return verdict, failure
+    if existing_tags is not None and all(key in existing_tags for key in tags):
+        tags = {key: existing_tags[key] for key in tags}
+    _add_tags(job_arn, tags)
+    _notify(verdict, config, added_tags=tags)
+    _add_tags(job_arn, {decision.TAG_AUDIT: decision.AUDIT_NOTIFIED})
+
+
+def _complete_audit(facts: decision.EventFacts, lookup: _Lookup, config: decision.Config) -> bool:
+    """A retry found the job stopped by autostop with its trail cut short: write the rest of it."""
+    recorded = decision.recorded_stop(facts, config)
+    if recorded is None:
+        return False
+    _write_trail(recorded, lookup.job_arn, config, existing_tags=lookup.tags)
+    logger.info("completed the audit trail of a job autostop stopped", extra={"job": facts.job_name})
+    return True
+
+
+def _add_tags(job_arn: str, tags: dict[str, str]) -> None:
+    _client("sagemaker").add_tags(
+        ResourceArn=job_arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
+    )
+
+
+def _timestamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _skipped(verdict: decision.Decision, reason: decision.Reason, detail: str) -> decision.Decision:
@@ -250,6 +311,8 @@ def _notify(verdict: decision.Decision, config: decision.Config, added_tags: dic
         f"Job:           {job_name}",
         f"Rule:          {rule_name} ({finding.origin.value if finding else 'unknown'} rule)",
         f"Step:          {finding.step if finding and finding.step is not None else 'not reported'}",
+        # In-container events carry no StatusDetails here (``events`` drops the unsigned free text); managed
+        # Debugger and alarm events are written by AWS.
         f"StatusDetails: {(finding.status_details if finding else '') or 'not reported'}",
         f"Event source:  {verdict.source.value if verdict.source else 'unknown'}",
         f"Console:       {decision.console_url(region, job_name)}",

@@ -13,6 +13,7 @@ import pytest
 
 from infra import event_patterns, stacks
 from infra.config import AUDIT_TAG_KEYS, AutostopSettings
+from lambdas.stop_training_job import vocabulary
 from tests.infra.conftest import Synthesized
 from tests.support import cdk as cdk_support
 
@@ -212,7 +213,14 @@ def test_add_tags_only_writes_the_audit_tag_keys_on_opted_in_jobs(default_app: S
             "ForAllValues:StringEquals": {"aws:TagKeys": list(AUDIT_TAG_KEYS)},
         },
     }
-    assert set(AUDIT_TAG_KEYS) == {"autostop:stopped-by-rule", "autostop:stopped-at", "autostop:stop-source"}
+    # AND they are exactly the keys the stop Lambda writes: the stop tags and the audit trail's markers
+    assert set(AUDIT_TAG_KEYS) == {
+        vocabulary.TAG_STOPPED_BY_RULE,
+        vocabulary.TAG_STOPPED_AT,
+        vocabulary.TAG_STOP_SOURCE,
+        vocabulary.TAG_STOP_REQUESTED_AT,
+        vocabulary.TAG_AUDIT,
+    }
 
 
 def test_alarm_permissions_are_limited_to_the_per_job_alarm_prefix(default_app: Synthesized) -> None:

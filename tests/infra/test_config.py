@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from infra import config, defaults
+from lambdas.stop_training_job import vocabulary
 from tests.support import cdk as cdk_support
+from training.debugger import contract
 
 
 def from_context(**values: Any) -> config.AutostopSettings:
@@ -96,7 +98,8 @@ def test_per_job_alarm_name_prefix_combines_both_prefixes() -> None:
         ("stoppingRules", "LossNotDecreasing,"),
         ("stoppingRules", "*,LossNotDecreasing"),
         ("stoppingRules", "Loss*"),
-        ("stoppingRules", "Loss/NotDecreasing"),
+        ("stoppingRules", "Loss NotDecreasing"),
+        ("stoppingRules", "-LossNotDecreasing"),
         ("stoppingRules", "A,A"),
         ("stoppingRules", []),
         ("stoppingRules", 3),
@@ -135,3 +138,19 @@ def test_every_allowed_retention_maps_to_a_cdk_retention() -> None:
     assert sorted(defaults.LOG_RETENTION_BY_DAYS) == sorted(config.LOG_RETENTION_DAYS_ALLOWED)
     with pytest.raises(ValueError, match="no 31-day retention"):
         defaults.log_retention(31)
+
+
+@pytest.mark.parametrize("name", ["team:Loss", "Loss/NotDecreasing", "a=b+c@d.e_f-g", "R" * 256])
+def test_stopping_rules_accept_every_name_the_lambda_the_spec_and_the_container_accept(name: str) -> None:
+    # GIVEN a rule name valid for the decision core, the launcher's spec and the container's contract
+    assert vocabulary.is_rule_name(name)
+    assert contract.RULE_NAME_PATTERN.fullmatch(name)
+    # WHEN the stack reads it as a stopping rule, THEN synth accepts it too (one definition of rule names)
+    assert from_context(stoppingRules=[name]).stopping_rules == (name,)
+
+
+@pytest.mark.parametrize("name", ["", "-Loss", "Loss Not", "Loss*", "R" * 257, "Lösung"])
+def test_stopping_rules_refuse_every_name_the_lambda_refuses(name: str) -> None:
+    assert not vocabulary.is_rule_name(name)
+    with pytest.raises(config.ConfigurationError, match="autostop:stoppingRules"):
+        from_context(stoppingRules=[name])

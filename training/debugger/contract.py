@@ -23,3 +23,9 @@ RULE_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+@/-]{0,255}")
 STATUS_DETAILS_MAX_LENGTH: Final = 1024
 MAX_RULE_STATUSES: Final = 20  # DebugRuleConfigurations: at most 20 rules
 MAX_STEP: Final = 2**63 - 1
+
+# The in-container event's signature (docs/events.md section 2; ``provenance``).
+SIGNING_KEY_HYPERPARAMETER: Final = "autostop_signing_key"
+SIGNING_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{32,256}")
+SIGNATURE_ALGORITHM: Final = "HMAC-SHA256"
+SIGNED_MESSAGE_VERSION: Final = "autostop-event-v1"

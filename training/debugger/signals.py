@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from training import log_lines
-from training.debugger import contract
+from training.debugger import contract, provenance
 
 SOURCE = contract.SOURCE  # "autostop.training"
 DETAIL_TYPE = contract.DETAIL_TYPE  # "Debugger Rule Evaluation Status Change"
@@ -85,10 +85,15 @@ class RuleStatus(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class JobIdentity:
-    """The training job a signal is about. Locally both may be ``None`` (the local runner knows its job)."""
+    """The training job a signal is about. Locally both may be ``None`` (the local runner knows its job).
+
+    ``signing_key``: the job's own key (``provenance``); with it, every event says it came from this job.
+    The name inside the ARN is compared without case: SageMaker may hand the job a lowercased ARN.
+    """
 
     name: str | None = None
     arn: str | None = None
+    signing_key: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.name is not None and not contract.JOB_NAME_PATTERN.fullmatch(self.name):
@@ -97,18 +102,21 @@ class JobIdentity:
             match = contract.JOB_ARN_PATTERN.fullmatch(self.arn)
             if match is None:
                 raise ValueError(f"not a SageMaker training job ARN: {self.arn[:120]!r}")
-            if self.name is not None and match.group("name") != self.name:
+            if self.name is not None and match.group("name").lower() != self.name.lower():
                 raise ValueError(f"job ARN {self.arn!r} does not name job {self.name!r}")
+        if self.signing_key is not None:
+            provenance.checked_key(self.signing_key, "signing key")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> JobIdentity:
-        """``TRAINING_JOB_NAME`` / ``TRAINING_JOB_ARN``: set by SageMaker (the local runner sets the name)."""
+        """``TRAINING_JOB_NAME`` / ``TRAINING_JOB_ARN``: set by SageMaker (the local runner sets the name);
+        the signing key from ``AUTOSTOP_SIGNING_KEY`` or the job's hyperparameters file."""
         name = environ.get(JOB_NAME_ENV) or None
         arn = environ.get(JOB_ARN_ENV) or None
         if arn is not None and name is None:
             match = contract.JOB_ARN_PATTERN.fullmatch(arn)
             name = match.group("name") if match else None
-        return cls(name=name, arn=arn)
+        return cls(name=name, arn=arn, signing_key=provenance.signing_key_from(environ))
 
     @property
     def region(self) -> str | None:
@@ -177,6 +185,20 @@ def event_detail(job: JobIdentity, rule_signal: RuleSignal) -> dict[str, Any]:
         status["StatusDetails"] = rule_signal.status_details[:STATUS_DETAILS_MAX_LENGTH]
     status["LastModifiedTime"] = format_time(rule_signal.time)
     detail["DebugRuleEvaluationStatuses"] = [status]
+    if job.signing_key is not None and job.name is not None:
+        signed_at = format_time(rule_signal.time)
+        message = provenance.signed_message(
+            job_name=job.name,
+            rule_name=rule_signal.rule_name,
+            status=rule_signal.status.value,
+            step=rule_signal.step,
+            signed_at=signed_at,
+        )
+        detail["Provenance"] = {
+            "Algorithm": contract.SIGNATURE_ALGORITHM,
+            "SignedAt": signed_at,
+            "Signature": provenance.sign(job.signing_key, message),
+        }
     return detail
 
 

@@ -49,6 +49,7 @@ from types import FrameType
 from typing import Any
 
 from lambdas.stop_training_job import decision
+from training.debugger import provenance
 from training.sweep import progress as progress_module
 from training.sweep import report as report_module
 from training.sweep import spec as spec_module
@@ -198,6 +199,9 @@ class LocalJob:
     stop_decision: decision.Decision | None = None
     stop_signalled_at: float | None = None
     killed: bool = False
+    # The job's own key: its evaluator signs every event with it (AUTOSTOP_SIGNING_KEY) and the decision
+    # verifies each event against it, as the stop Lambda does with the key DescribeTrainingJob returns.
+    signing_key: str = dataclasses.field(default_factory=provenance.new_signing_key, repr=False)
     interrupted: bool = False
     first_train: tuple[float, int] | None = None
     last_train: tuple[float, int] | None = None
@@ -218,6 +222,7 @@ class LocalJob:
             "TrainingJobName": self.name,
             "TrainingJobArn": local_job_arn(self.name),
             "TrainingJobStatus": self.status,
+            "HyperParameters": {decision.SIGNING_KEY_HYPERPARAMETER: self.signing_key},
         }
 
 
@@ -338,6 +343,7 @@ class LocalSweep:
                 "SM_MODEL_DIR": str(opt_ml / "model"),
                 "TRAINING_JOB_NAME": job.name,
                 "TRAINING_JOB_ARN": local_job_arn(job.name),
+                provenance.SIGNING_KEY_ENV: job.signing_key,
                 "PYTHONUNBUFFERED": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2",
             }
@@ -492,7 +498,7 @@ class LocalSweep:
             return  # no issue (a status change), or out of scope: nothing to look up
         description = target.description() if target is not None else None
         tags = target.tags if target is not None else {}
-        result = decision.decide(facts, description, tags, self.config)
+        result = decision.decide(facts, description, tags, self.config, now=_utc_now())
         self.decisions.append(result.to_dict())
         if result.action is decision.Action.STOP and target is not None:
             self._stop(target, result)

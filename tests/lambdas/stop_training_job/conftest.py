@@ -24,6 +24,8 @@ from tests.lambdas.stop_training_job import event_fixtures
 from tests.support.sagemaker_fake import FakeSageMaker
 
 OPT_IN_TAGS = {"autostop": "enabled", "project": "autostop-tests"}
+# What the launcher puts in every job's CreateTrainingJob request: the signing key of its events.
+SIGNED_JOB_REQUEST = {"HyperParameters": {"autostop_signing_key": event_fixtures.SAMPLE_SIGNING_KEY}}
 # Fewer attempts than production (3) keep the throttling tests fast; the retry path is the same.
 TEST_MAX_ATTEMPTS = 2
 
@@ -163,6 +165,6 @@ def stop_lambda(
 
 @pytest.fixture
 def tagged_job(sagemaker: FakeSageMaker) -> str:
-    """The fixtures' job, InProgress and opted in."""
-    sagemaker.add_job(event_fixtures.JOB_NAME, tags=dict(OPT_IN_TAGS))
+    """The fixtures' job, InProgress, opted in, launched with the sample signing key."""
+    sagemaker.add_job(event_fixtures.JOB_NAME, tags=dict(OPT_IN_TAGS), request=SIGNED_JOB_REQUEST)
     return event_fixtures.JOB_NAME

@@ -7,13 +7,19 @@ documented shape instead of being written from memory.
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from pathlib import Path
 from typing import Any
 
+from training.debugger import provenance
+
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 JOB_NAME = "sweep-lr-0001"
 JOB_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB_NAME}"
+# The documented in-container sample is signed with this key at this time (docs/events.md section 2).
+SAMPLE_SIGNING_KEY = "sample-signing-key-of-sweep-lr-0001-not-secret"
+SAMPLE_TIME = datetime.datetime(2026, 11, 20, 10, 15, 31, tzinfo=datetime.UTC)
 
 SAGEMAKER_ISSUES_FOUND = "sagemaker_state_change_issues_found"
 SAGEMAKER_PROFILER_ISSUES_FOUND = "sagemaker_state_change_profiler_issues_found"
@@ -72,4 +78,29 @@ def without(event: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, Any
     for key in path[:-1]:
         parent = parent[key]
     del parent[path[-1]]
+    return result
+
+
+def signed(
+    event: dict[str, Any], *, key: str = SAMPLE_SIGNING_KEY, at: datetime.datetime = SAMPLE_TIME
+) -> dict[str, Any]:
+    """An in-container event re-signed as the container signs it (``training/debugger/provenance.py``):
+    with ``key``, at ``at``, over the event's own job name, rule, status and step."""
+    result = copy.deepcopy(event)
+    detail = result["detail"]
+    status = detail["DebugRuleEvaluationStatuses"][0]
+    signed_at = at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result["time"] = status["LastModifiedTime"] = signed_at
+    message = provenance.signed_message(
+        job_name=detail["TrainingJobName"],
+        rule_name=status["RuleConfigurationName"],
+        status=status["RuleEvaluationStatus"],
+        step=detail.get("Step"),
+        signed_at=signed_at,
+    )
+    detail["Provenance"] = {
+        "Algorithm": "HMAC-SHA256",
+        "SignedAt": signed_at,
+        "Signature": provenance.sign(key, message),
+    }
     return result

@@ -15,6 +15,7 @@ Action = decision.Action
 Reason = decision.Reason
 CONFIG = decision.Config()
 OPT_IN = {"autostop": "enabled"}
+NOW = fixtures.SAMPLE_TIME + datetime.timedelta(seconds=2)
 
 
 def facts_of(name: str, config: decision.Config = CONFIG) -> decision.EventFacts:
@@ -28,6 +29,7 @@ def described(status: str = "InProgress", job_name: str = fixtures.JOB_NAME) -> 
         "TrainingJobName": job_name,
         "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job_name}",
         "TrainingJobStatus": status,
+        "HyperParameters": {"autostop_signing_key": fixtures.SAMPLE_SIGNING_KEY},
     }
 
 
@@ -47,7 +49,7 @@ def test_an_issue_of_a_stopping_rule_on_an_opted_in_running_job_stops_it(
     # GIVEN an event reporting IssuesFound, a job that is InProgress now and carries the opt-in tag
     facts = facts_of(name)
     # WHEN deciding
-    verdict = decision.decide(facts, described(), OPT_IN, CONFIG)
+    verdict = decision.decide(facts, described(), OPT_IN, CONFIG, now=NOW)
     # THEN stop, recording the rule, the source and the step
     assert (verdict.action, verdict.reason) == (Action.STOP, Reason.ISSUES_FOUND)
     assert (verdict.job_name, verdict.rule_name, verdict.source) == (fixtures.JOB_NAME, rule, source)
@@ -57,7 +59,7 @@ def test_an_issue_of_a_stopping_rule_on_an_opted_in_running_job_stops_it(
 
 def test_dry_run_would_stop_but_says_dry_run() -> None:
     verdict = decision.decide(
-        facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described(), OPT_IN, decision.Config(dry_run=True)
+        facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described(), OPT_IN, decision.Config(dry_run=True), now=NOW
     )
     assert (verdict.action, verdict.reason, verdict.rule_name) == (
         Action.DRY_RUN,
@@ -70,7 +72,9 @@ def test_dry_run_would_stop_but_says_dry_run() -> None:
 def test_a_job_that_is_not_in_progress_now_is_never_stopped(status: str) -> None:
     # GIVEN an event with an issue, but DescribeTrainingJob says the job is no longer InProgress
     # (the event is stale, a duplicate, or out of order)
-    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described(status), OPT_IN, CONFIG)
+    verdict = decision.decide(
+        facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described(status), OPT_IN, CONFIG, now=NOW
+    )
     # THEN a no-op skip
     assert (verdict.action, verdict.reason) == (Action.SKIP, Reason.JOB_NOT_IN_PROGRESS)
     assert status in verdict.detail
@@ -87,13 +91,13 @@ def test_an_event_claiming_an_irreversible_state_is_skipped_before_any_lookup(st
     # THEN skip without looking the job up; decide agrees even if a description said InProgress
     assert early is not None
     assert early.reason is Reason.JOB_NOT_IN_PROGRESS
-    assert decision.decide(facts, described("InProgress"), OPT_IN, CONFIG).action is Action.SKIP
+    assert decision.decide(facts, described("InProgress"), OPT_IN, CONFIG, now=NOW).action is Action.SKIP
 
 
 def test_the_status_claimed_by_an_event_never_causes_a_stop() -> None:
     # GIVEN an event claiming InProgress while the job is actually Completed
     verdict = decision.decide(
-        facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described("Completed"), OPT_IN, CONFIG
+        facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described("Completed"), OPT_IN, CONFIG, now=NOW
     )
     # THEN the description wins
     assert verdict.reason is Reason.JOB_NOT_IN_PROGRESS
@@ -105,15 +109,15 @@ def test_the_status_claimed_by_an_event_never_causes_a_stop() -> None:
     ids=json.dumps,
 )
 def test_a_job_without_the_exact_opt_in_tag_is_out_of_scope(tags: dict[str, str]) -> None:
-    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described(), tags, CONFIG)
+    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), described(), tags, CONFIG, now=NOW)
     assert (verdict.action, verdict.reason) == (Action.SKIP, Reason.OUT_OF_SCOPE_TAG)
 
 
 def test_the_opt_in_tag_is_configurable() -> None:
     config = decision.Config(tag_key="team:stop", tag_value="yes")
     facts = facts_of(fixtures.SAGEMAKER_ISSUES_FOUND)
-    assert decision.decide(facts, described(), {"team:stop": "yes"}, config).action is Action.STOP
-    assert decision.decide(facts, described(), OPT_IN, config).reason is Reason.OUT_OF_SCOPE_TAG
+    assert decision.decide(facts, described(), {"team:stop": "yes"}, config, now=NOW).action is Action.STOP
+    assert decision.decide(facts, described(), OPT_IN, config, now=NOW).reason is Reason.OUT_OF_SCOPE_TAG
 
 
 def test_a_job_outside_the_name_prefix_is_out_of_scope_before_any_lookup() -> None:
@@ -124,19 +128,21 @@ def test_a_job_outside_the_name_prefix_is_out_of_scope_before_any_lookup() -> No
     early = decision.screen(facts, config)
     assert early is not None
     assert early.reason is Reason.OUT_OF_SCOPE_PREFIX
-    assert decision.decide(facts, described(), OPT_IN, config).reason is Reason.OUT_OF_SCOPE_PREFIX
+    assert decision.decide(facts, described(), OPT_IN, config, now=NOW).reason is Reason.OUT_OF_SCOPE_PREFIX
 
 
 def test_a_job_inside_the_name_prefix_is_stopped() -> None:
     config = decision.Config(job_prefix="sweep-lr-")
-    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND, config), described(), OPT_IN, config)
+    verdict = decision.decide(
+        facts_of(fixtures.SAGEMAKER_ISSUES_FOUND, config), described(), OPT_IN, config, now=NOW
+    )
     assert verdict.action is Action.STOP
 
 
 @pytest.mark.parametrize("name", [fixtures.SAGEMAKER_IN_PROGRESS, fixtures.SAGEMAKER_COMPLETED])
 def test_no_issue_no_stop(name: str) -> None:
     facts = facts_of(name)
-    verdict = decision.decide(facts, described(), OPT_IN, CONFIG)
+    verdict = decision.decide(facts, described(), OPT_IN, CONFIG, now=NOW)
     assert verdict.action is Action.SKIP
     assert verdict.reason in {Reason.NO_ISSUES_FOUND, Reason.JOB_NOT_IN_PROGRESS}
 
@@ -152,7 +158,7 @@ def test_issues_of_rules_that_do_not_stop_are_skipped() -> None:
     config = decision.Config(stopping_rules=frozenset({"VanishingGradient"}))
     facts = facts_of(fixtures.SAGEMAKER_ISSUES_FOUND)
     # THEN skip, naming the rule
-    verdict = decision.decide(facts, described(), OPT_IN, config)
+    verdict = decision.decide(facts, described(), OPT_IN, config, now=NOW)
     assert (verdict.action, verdict.reason) == (Action.SKIP, Reason.RULE_NOT_STOPPING)
     assert "LossNotDecreasing" in verdict.detail
 
@@ -164,21 +170,21 @@ def test_the_first_stopping_rule_with_issues_is_recorded() -> None:
     facts = decision.interpret_event(event, CONFIG)
     assert isinstance(facts, decision.EventFacts)
     # WHEN every rule stops, the first is recorded; when only VanishingGradient stops, it is
-    assert decision.decide(facts, described(), OPT_IN, CONFIG).rule_name == "LossNotDecreasing"
+    assert decision.decide(facts, described(), OPT_IN, CONFIG, now=NOW).rule_name == "LossNotDecreasing"
     only_second = decision.Config(stopping_rules=frozenset({"VanishingGradient"}))
-    assert decision.decide(facts, described(), OPT_IN, only_second).rule_name == "VanishingGradient"
+    assert decision.decide(facts, described(), OPT_IN, only_second, now=NOW).rule_name == "VanishingGradient"
 
 
 def test_profiler_rules_obey_the_stopping_rules_filter_too() -> None:
     facts = facts_of(fixtures.SAGEMAKER_PROFILER_ISSUES_FOUND)
     not_listed = decision.Config(stopping_rules=frozenset({"LossNotDecreasing"}))
     listed = decision.Config(stopping_rules=frozenset({"LowGPUUtilization"}))
-    assert decision.decide(facts, described(), OPT_IN, not_listed).reason is Reason.RULE_NOT_STOPPING
-    assert decision.decide(facts, described(), OPT_IN, listed).action is Action.STOP
+    assert decision.decide(facts, described(), OPT_IN, not_listed, now=NOW).reason is Reason.RULE_NOT_STOPPING
+    assert decision.decide(facts, described(), OPT_IN, listed, now=NOW).action is Action.STOP
 
 
 def test_a_job_that_does_not_exist_is_a_skip() -> None:
-    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), None, {}, CONFIG)
+    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), None, {}, CONFIG, now=NOW)
     assert (verdict.action, verdict.reason) == (Action.SKIP, Reason.JOB_NOT_FOUND)
 
 
@@ -197,12 +203,12 @@ def test_a_job_that_does_not_exist_is_a_skip() -> None:
     ids=["empty", "another job", "another job's ARN", "no ARN", "status not a string"],
 )
 def test_a_description_that_is_not_of_this_job_never_leads_to_a_stop(description: dict[str, object]) -> None:
-    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), description, OPT_IN, CONFIG)
+    verdict = decision.decide(facts_of(fixtures.SAGEMAKER_ISSUES_FOUND), description, OPT_IN, CONFIG, now=NOW)
     assert (verdict.action, verdict.reason) == (Action.SKIP, Reason.MALFORMED_DESCRIPTION)
 
 
 def test_decision_to_dict_is_json_able_and_complete() -> None:
-    verdict = decision.decide(facts_of(fixtures.TRAINING_ISSUES_FOUND), described(), OPT_IN, CONFIG)
+    verdict = decision.decide(facts_of(fixtures.TRAINING_ISSUES_FOUND), described(), OPT_IN, CONFIG, now=NOW)
     assert json.loads(json.dumps(verdict.to_dict())) == {
         "action": "stop",
         "reason": "issues_found",
@@ -219,7 +225,7 @@ def test_decision_to_dict_is_json_able_and_complete() -> None:
 
 def test_stop_tags_are_exactly_the_three_contract_keys_in_utc_seconds() -> None:
     # GIVEN a stop decided from an alarm, at a time given in another timezone
-    verdict = decision.decide(facts_of(fixtures.ALARM_HOST), described(), OPT_IN, CONFIG)
+    verdict = decision.decide(facts_of(fixtures.ALARM_HOST), described(), OPT_IN, CONFIG, now=NOW)
     stopped_at = datetime.datetime(
         2026, 11, 20, 12, 15, 31, 999999, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
     )
@@ -237,9 +243,11 @@ def test_stop_tags_refuse_anything_but_a_stop_with_an_aware_time() -> None:
     facts = facts_of(fixtures.SAGEMAKER_ISSUES_FOUND)
     now = datetime.datetime.now(datetime.UTC)
     with pytest.raises(ValueError, match="only for a STOP"):
-        decision.stop_tags(decision.decide(facts, described(), {}, CONFIG), now)
+        decision.stop_tags(decision.decide(facts, described(), {}, CONFIG, now=NOW), now)
     with pytest.raises(ValueError, match="timezone-aware"):
-        decision.stop_tags(decision.decide(facts, described(), OPT_IN, CONFIG), now.replace(tzinfo=None))
+        decision.stop_tags(
+            decision.decide(facts, described(), OPT_IN, CONFIG, now=NOW), now.replace(tzinfo=None)
+        )
 
 
 def test_job_alarms_are_matched_with_the_trailing_slash() -> None:

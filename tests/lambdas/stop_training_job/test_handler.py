@@ -16,13 +16,25 @@ from botocore.exceptions import ClientError
 
 from lambdas.stop_training_job import decision
 from tests.lambdas.stop_training_job import event_fixtures as fixtures
-from tests.lambdas.stop_training_job.conftest import OPT_IN_TAGS, TEST_MAX_ATTEMPTS, Notifications, StopLambda
+from tests.lambdas.stop_training_job.conftest import (
+    OPT_IN_TAGS,
+    SIGNED_JOB_REQUEST,
+    TEST_MAX_ATTEMPTS,
+    Notifications,
+    StopLambda,
+)
 from tests.lambdas.stop_training_job.event_fixtures import JOB_NAME, changed, for_job, load
 from tests.support.sagemaker_fake import FakeSageMaker, Fault
 
 SERVICE = {"service": "stop-training-job"}
 STOP_TAG_KEYS = {"autostop:stopped-by-rule", "autostop:stopped-at", "autostop:stop-source"}
+TRAIL_KEYS = {"autostop:stop-requested-at", "autostop:audit"}
 CONSOLE_URL = f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{JOB_NAME}"
+
+
+def now() -> datetime.datetime:
+    """The Lambda checks a signed event's time against its own clock: test events are signed now."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 def operations(sagemaker: FakeSageMaker) -> list[str]:
@@ -61,19 +73,28 @@ def test_sagemaker_issue_stops_the_job_then_tags_notifies_and_counts(
         "source": "aws.sagemaker",
         "detail": "rule LossNotDecreasing found issues",
     }
-    assert operations(sagemaker) == ["DescribeTrainingJob", "ListTags", "StopTrainingJob", "AddTags"]
+    assert operations(sagemaker) == [
+        "DescribeTrainingJob",
+        "ListTags",
+        "AddTags",
+        "StopTrainingJob",
+        "AddTags",
+        "AddTags",
+    ]
     assert sagemaker.calls_to("StopTrainingJob")[0].params == {"TrainingJobName": JOB_NAME}
     assert sagemaker.job(JOB_NAME).status == "Stopping"
-    # AND the tags are exactly the three contract keys, and nothing else was added
-    (add_tags,) = sagemaker.calls_to("AddTags")
-    assert {tag["Key"] for tag in add_tags.params["Tags"]} == STOP_TAG_KEYS
-    tags = stop_tags_on(sagemaker)
+    # AND the marker before the stop, the three contract keys after it, the closing marker last
+    requested, stop_tags, closed = sagemaker.calls_to("AddTags")
+    assert [tag["Key"] for tag in requested.params["Tags"]] == ["autostop:stop-requested-at"]
+    assert {tag["Key"] for tag in stop_tags.params["Tags"]} == STOP_TAG_KEYS
+    assert closed.params["Tags"] == [{"Key": "autostop:audit", "Value": "notified"}]
+    tags = {key: value for key, value in stop_tags_on(sagemaker).items() if key in STOP_TAG_KEYS}
     assert tags["autostop:stopped-by-rule"] == "LossNotDecreasing"
     assert tags["autostop:stop-source"] == "aws.sagemaker"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags["autostop:stopped-at"])
     stopped_at = datetime.datetime.strptime(tags["autostop:stopped-at"], "%Y-%m-%dT%H:%M:%S%z")
     assert before <= stopped_at <= datetime.datetime.now(datetime.UTC)
-    assert sagemaker.job(JOB_NAME).tags == {**OPT_IN_TAGS, **tags}
+    assert set(sagemaker.job(JOB_NAME).tags) == {*OPT_IN_TAGS, *tags, *TRAIL_KEYS}
     # AND one notification with the job, the rule, StatusDetails and the console link
     (notification,) = notifications.received()
     assert notification["Subject"] == f"autostop stopped {JOB_NAME}: rule LossNotDecreasing found issues"
@@ -109,7 +130,7 @@ def test_in_container_event_stops_with_its_step_and_source(
     stop_lambda: StopLambda, sagemaker: FakeSageMaker, tagged_job: str, notifications: Notifications
 ) -> None:
     # GIVEN the project's own rule event, published by the training container
-    result = stop_lambda.invoke(load(fixtures.TRAINING_ISSUES_FOUND))
+    result = stop_lambda.invoke(fixtures.signed(load(fixtures.TRAINING_ISSUES_FOUND), at=now()))
     # THEN the same stop, recorded as coming from autostop.training at step 40
     assert (result["action"], result["source"], result["step"]) == ("stop", "autostop.training", 40)
     assert stop_tags_on(sagemaker)["autostop:stop-source"] == "autostop.training"
@@ -279,7 +300,7 @@ def test_a_duplicate_event_is_a_no_op_success(
     assert first["action"] == "stop"
     assert (second["action"], second["reason"]) == ("skip", "job_not_in_progress")
     assert len(sagemaker.calls_to("StopTrainingJob")) == 1
-    assert len(sagemaker.calls_to("AddTags")) == 1
+    assert len(sagemaker.calls_to("AddTags")) == 3
     assert len(notifications.received()) == 1
 
 
@@ -288,9 +309,9 @@ def test_a_job_already_past_in_progress_is_a_no_op_success(
     status: str, stop_lambda: StopLambda, sagemaker: FakeSageMaker, notifications: Notifications
 ) -> None:
     # GIVEN a stale issue event for a job that is already finishing or finished
-    sagemaker.add_job(JOB_NAME, status=status, tags=dict(OPT_IN_TAGS))
+    sagemaker.add_job(JOB_NAME, status=status, tags=dict(OPT_IN_TAGS), request=SIGNED_JOB_REQUEST)
     # WHEN it arrives
-    result = stop_lambda.invoke(load(fixtures.TRAINING_ISSUES_FOUND))
+    result = stop_lambda.invoke(fixtures.signed(load(fixtures.TRAINING_ISSUES_FOUND), at=now()))
     # THEN nothing is stopped, tagged or notified, and no error is raised
     assert (result["action"], result["reason"]) == ("skip", "job_not_in_progress")
     assert sagemaker.calls_to("StopTrainingJob") == []
@@ -311,11 +332,15 @@ def test_validation_exception_on_a_finishing_job_is_success_without_a_second_not
     assert [(call.operation, call.status) for call in sagemaker.calls] == [
         ("DescribeTrainingJob", 200),
         ("ListTags", 200),
+        ("AddTags", 200),
         ("StopTrainingJob", 400),
         ("DescribeTrainingJob", 200),
+        ("AddTags", 200),
     ]
-    # AND the job is not tagged as stopped by us, and nobody is told we stopped it
-    assert stop_tags_on(sagemaker) == {}
+    # AND the job is not tagged as stopped by us (the trail is closed as rejected), and nobody is told
+    tags = stop_tags_on(sagemaker)
+    assert set(tags) == TRAIL_KEYS
+    assert tags["autostop:audit"] == "stop-rejected: the job was already Completed"
     assert notifications.received() == []
     assert stop_lambda.metric_values("JobsStopped", SERVICE) == []
 
@@ -388,29 +413,96 @@ def test_server_errors_are_raised_and_a_retry_of_the_event_then_succeeds(
         stop_lambda.invoke(event)
     assert len(sagemaker.calls_to(operation)) == TEST_MAX_ATTEMPTS
     assert sagemaker.job(JOB_NAME).status == "InProgress"
-    assert stop_tags_on(sagemaker) == {}
+    assert not set(stop_tags_on(sagemaker)) & (STOP_TAG_KEYS | {"autostop:audit"})
     assert notifications.received() == []
     # AND EventBridge's retry of the same event stops the job
     assert stop_lambda.invoke(event)["action"] == "stop"
 
 
-def test_tagging_failure_after_the_stop_still_notifies_then_raises(
+def test_a_marker_failure_before_the_stop_stops_nothing_and_the_retry_stops(
     stop_lambda: StopLambda, sagemaker: FakeSageMaker, tagged_job: str, notifications: Notifications
 ) -> None:
-    # GIVEN AddTags fails on every attempt
+    # GIVEN AddTags fails on every attempt of the first call (the marker written before the stop)
     sagemaker.inject_fault("AddTags", Fault.INTERNAL_ERROR, times=TEST_MAX_ATTEMPTS)
     event = load(fixtures.SAGEMAKER_ISSUES_FOUND)
-    # WHEN the job is stopped
+    # WHEN the event arrives, THEN the failure is raised and the job still runs, untouched and unnotified
     with pytest.raises(ClientError, match="InternalFailure"):
         stop_lambda.invoke(event)
-    # THEN the stop stands, is counted and notified; the error is raised for the Errors alarm
+    assert sagemaker.calls_to("StopTrainingJob") == []
+    assert sagemaker.job(JOB_NAME).status == "InProgress"
+    assert notifications.received() == []
+    # AND the retried event stops, tags and notifies it once
+    assert stop_lambda.invoke(event)["action"] == "stop"
+    assert set(stop_tags_on(sagemaker)) == STOP_TAG_KEYS | TRAIL_KEYS
+    assert len(notifications.received()) == 1
+
+
+@pytest.mark.parametrize("failing", ["AddTags", "Publish"])
+def test_a_retry_completes_the_audit_trail_cut_short_after_the_stop_once(
+    failing: str,
+    stop_lambda: StopLambda,
+    sagemaker: FakeSageMaker,
+    tagged_job: str,
+    notifications: Notifications,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the stop succeeds, then AddTags of the stop tags fails (SageMaker fake, after the marker call
+    # went through) or the notification fails (a topic that does not exist on moto's SNS)
+    if failing == "AddTags":
+
+        def fail_the_following_calls(params: dict[str, Any]) -> None:
+            sagemaker.inject_fault("AddTags", Fault.INTERNAL_ERROR, times=TEST_MAX_ATTEMPTS)
+
+        sagemaker.inject_action("AddTags", fail_the_following_calls)
+    else:
+        monkeypatch.setenv("AUTOSTOP_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:no-such-topic")
+    event = fixtures.signed(load(fixtures.TRAINING_ISSUES_FOUND), at=now())
+    # WHEN the event arrives, THEN the job is stopped and counted, and the failure is raised
+    with pytest.raises(ClientError):
+        stop_lambda.invoke(event)
     assert sagemaker.job(JOB_NAME).status == "Stopping"
     assert stop_lambda.metric_values("JobsStopped", SERVICE) == [1]
+    assert notifications.received() == []
+    assert "autostop:audit" not in sagemaker.job(JOB_NAME).tags
+    # AND EventBridge's retry of the event (the fault gone) writes the stop tags and the notification
+    monkeypatch.setenv("AUTOSTOP_TOPIC_ARN", notifications.topic_arn)
+    retried = stop_lambda.invoke(event)
+    assert (retried["action"], retried["reason"], retried["audit_completed"]) == (
+        "skip",
+        "job_not_in_progress",
+        True,
+    )
+    tags = stop_tags_on(sagemaker)
+    assert set(tags) == STOP_TAG_KEYS | TRAIL_KEYS
+    assert (tags["autostop:stopped-by-rule"], tags["autostop:stop-source"], tags["autostop:audit"]) == (
+        "LossNotDecreasing",
+        "autostop.training",
+        "notified",
+    )
     (notification,) = notifications.received()
-    assert "Tags added" not in notification["Message"]
-    # AND the retried event is a no-op
-    assert stop_lambda.invoke(event)["reason"] == "job_not_in_progress"
+    assert notification["Subject"] == f"autostop stopped {JOB_NAME}: rule LossNotDecreasing found issues"
+    assert "Step:          40" in notification["Message"]
+    # AND a further retry finds the trail closed: nothing is sent or stopped again
+    again = stop_lambda.invoke(event)
+    assert (again["action"], again.get("audit_completed")) == ("skip", None)
+    assert notifications.received() == []
     assert len(sagemaker.calls_to("StopTrainingJob")) == 1
+
+
+def test_a_job_stopped_by_someone_else_gets_no_audit_trail(
+    stop_lambda: StopLambda, sagemaker: FakeSageMaker, notifications: Notifications
+) -> None:
+    # GIVEN a job a person stopped (no autostop marker) and a retried issue event for it
+    sagemaker.add_job(JOB_NAME, status="Stopped", tags=dict(OPT_IN_TAGS), request=SIGNED_JOB_REQUEST)
+    result = stop_lambda.invoke(load(fixtures.SAGEMAKER_ISSUES_FOUND))
+    # THEN nothing claims autostop stopped it
+    assert (result["action"], result["reason"], result.get("audit_completed")) == (
+        "skip",
+        "job_not_in_progress",
+        None,
+    )
+    assert stop_tags_on(sagemaker) == {}
+    assert notifications.received() == []
 
 
 def test_notification_failure_after_the_stop_is_raised(
@@ -418,11 +510,11 @@ def test_notification_failure_after_the_stop_is_raised(
 ) -> None:
     # GIVEN a topic that does not exist
     monkeypatch.setenv("AUTOSTOP_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:no-such-topic")
-    # WHEN the job is stopped, THEN it stays stopped and tagged, and the failure is raised
+    # WHEN the job is stopped, THEN it stays stopped and tagged, the trail stays open, the failure is raised
     with pytest.raises(ClientError):
         stop_lambda.invoke(load(fixtures.SAGEMAKER_ISSUES_FOUND))
     assert sagemaker.job(JOB_NAME).status == "Stopping"
-    assert set(stop_tags_on(sagemaker)) == STOP_TAG_KEYS
+    assert set(stop_tags_on(sagemaker)) == STOP_TAG_KEYS | {"autostop:stop-requested-at"}
 
 
 def test_without_a_topic_the_stop_happens_and_the_missing_notification_is_logged(

@@ -164,11 +164,23 @@ def test_the_pure_core_never_stops_a_job_out_of_scope(event: Any, scenario: str,
         hypothesis.event(f"ignored: {facts.reason}")
         return
     hypothesis.assume(scenario != "outside prefix" or not facts.job_name.startswith(OUT_OF_SCOPE_PREFIX))
-    verdict = decision.decide(facts, described_in_progress(facts.job_name), SCENARIO_TAGS[scenario], config)
+    verdict = decision.decide(
+        facts,
+        described_in_progress(facts.job_name),
+        SCENARIO_TAGS[scenario],
+        config,
+        now=fixtures.SAMPLE_TIME,
+    )
     # THEN never a stop, not even a dry-run one
     assert verdict.action is decision.Action.SKIP
     # (the same facts for an opted-in job: shows the generator reaches events that DO stop)
-    opted_in = decision.decide(facts, described_in_progress(facts.job_name), {"autostop": "enabled"}, config)
+    opted_in = decision.decide(
+        facts,
+        described_in_progress(facts.job_name),
+        {"autostop": "enabled"},
+        config,
+        now=fixtures.SAMPLE_TIME,
+    )
     hypothesis.event(f"skipped: {verdict.reason}; if opted in: {opted_in.action}")
 
 

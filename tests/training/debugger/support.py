@@ -16,7 +16,9 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 # The job of the documented sample event (tests/events/autostop_rule_issues_found.json).
 JOB_NAME = "sweep-lr-0001"
 JOB_ARN = "arn:aws:sagemaker:us-east-1:123456789012:training-job/sweep-lr-0001"
-JOB = signals.JobIdentity(name=JOB_NAME, arn=JOB_ARN)
+# The sample's signing key (docs/events.md): the launcher gives every job a random one.
+SAMPLE_SIGNING_KEY = "sample-signing-key-of-sweep-lr-0001-not-secret"
+JOB = signals.JobIdentity(name=JOB_NAME, arn=JOB_ARN, signing_key=SAMPLE_SIGNING_KEY)
 SAMPLE_TIME = datetime.datetime(2026, 11, 20, 10, 15, 31, tzinfo=datetime.UTC)
 
 ALL_SCHEDULES = {

@@ -73,8 +73,9 @@ def test_the_event_matches_the_stop_stacks_pattern_and_the_decision_core_stops_t
         "TrainingJobName": support.JOB_NAME,
         "TrainingJobArn": support.JOB_ARN,
         "TrainingJobStatus": "InProgress",
+        "HyperParameters": {"autostop_signing_key": support.SAMPLE_SIGNING_KEY},
     }
-    verdict = decision.decide(facts, description, {"autostop": "enabled"}, config)
+    verdict = decision.decide(facts, description, {"autostop": "enabled"}, config, now=support.SAMPLE_TIME)
 
     # THEN the pattern matches, screening passes, and the decision is a stop for this rule at this step
     assert event_patterns.in_container_rule_evaluation(AutostopSettings()) == pattern
@@ -457,7 +458,8 @@ def test_self_termination_is_cancelled_when_training_ends_first() -> None:
 
 
 def test_job_identity_comes_from_sagemakers_environment_and_is_validated() -> None:
-    assert signals.JobIdentity.from_environment({"TRAINING_JOB_ARN": support.JOB_ARN}) == support.JOB
+    environment = {"TRAINING_JOB_ARN": support.JOB_ARN, "AUTOSTOP_SIGNING_KEY": support.SAMPLE_SIGNING_KEY}
+    assert signals.JobIdentity.from_environment(environment) == support.JOB
     assert signals.JobIdentity.from_environment({}) == signals.JobIdentity()
     assert not signals.JobIdentity().named
     assert (support.JOB.region, support.JOB.account) == ("us-east-1", "123456789012")

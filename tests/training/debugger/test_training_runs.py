@@ -386,8 +386,9 @@ def test_the_emitted_event_is_the_documented_sample_and_stops_the_job(
         "TrainingJobName": "sweep-lr-0001",
         "TrainingJobArn": support.JOB_ARN,
         "TrainingJobStatus": "InProgress",
+        "HyperParameters": {"autostop_signing_key": support.SAMPLE_SIGNING_KEY},
     }
-    verdict = decision.decide(facts, description, {"autostop": "enabled"}, config_)
+    verdict = decision.decide(facts, description, {"autostop": "enabled"}, config_, now=support.SAMPLE_TIME)
     assert (verdict.action, verdict.rule_name) == (decision.Action.STOP, "LossNotDecreasing")
 
 
