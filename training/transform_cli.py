@@ -5,9 +5,11 @@
   accepts besides S3 notifications), 10 per SendMessageBatch call. Entries SQS reports as failed are retried
   with backoff up to ``--max-attempts``; what still fails is listed and the exit status is 1.
 * ``autostop transform local IN_DIR OUT_DIR`` runs the very same core as the Lambda over local archive files
-  and writes shards and rejection records in the same layout (``OUT_DIR/shards/...``,
-  ``OUT_DIR/rejected/...``). A file's key is its path relative to IN_DIR and its ETag is the MD5 of its
-  bytes, which is S3's ETag for a single-part upload: the same file gets the same output keys both ways.
+  and writes shards and rejection records in the same layout (``OUT_DIR/shards/train/...``,
+  ``OUT_DIR/shards/validation/...``, ``OUT_DIR/rejected/...``). A file's key is its path relative to IN_DIR
+  and its ETag is the MD5 of its bytes, which is S3's ETag for a single-part upload: the same file gets the
+  same output keys both ways. Run again, it replaces each archive's shards as the Lambda does. Writing no
+  design at all is an error (exit status 1): there would be nothing to train on.
 
 Heavy imports (boto3, numpy, Pillow) happen inside the commands so ``autostop --help`` stays fast.
 """
@@ -33,6 +35,8 @@ DEFAULT_MAX_ATTEMPTS = 5
 # Exponential backoff between retries of failed entries: 0.2 s, 0.4 s, 0.8 s, ... capped.
 _BACKOFF_BASE_S = 0.2
 _BACKOFF_CAP_S = 5.0
+# The deployed transformer's default (infra/render_transformer.py); kept here so `--help` needs no numpy.
+DEFAULT_VALIDATION_FRACTION = 0.1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     local.add_argument("output_dir", type=Path, help="folder receiving shards/ and rejected/")
     local.add_argument("--image-size", type=_positive_int, default=64, help="views are S x S (default 64)")
     local.add_argument("--num-views", type=_positive_int, default=12, help="views per design (default 12)")
+    local.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=DEFAULT_VALIDATION_FRACTION,
+        help="share of designs written under shards/validation/, by a hash of their ids "
+        f"(default {DEFAULT_VALIDATION_FRACTION}, as the deployed transformer)",
+    )
     local.set_defaults(handler=run_local)
 
 
@@ -74,6 +85,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
     return value
 
 
@@ -290,6 +311,7 @@ def run_local(arguments: argparse.Namespace) -> int:
     designs_written = 0
     shards = 0
     bytes_in = 0
+    prefixes = {"shard_prefix": "shards/", "reject_prefix": "rejected/"}
     for path in archives:
         key = path.relative_to(input_dir).as_posix()
         size = path.stat().st_size
@@ -300,18 +322,22 @@ def run_local(arguments: argparse.Namespace) -> int:
                 source,
                 transform.Reason.ARCHIVE_TOO_LARGE,
                 f"archive is {size} bytes (limit {limit})",
-                reject_prefix="rejected/",
+                **prefixes,
             )
         else:
             data = path.read_bytes()
             bytes_in += len(data)
             source = layout.SourceObject(key=key, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
             result = transform.transform_archive(data, archive_name=key, config=config)
-            outputs = layout.plan_outputs(source, result, shard_prefix="shards/", reject_prefix="rejected/")
+            outputs = layout.plan_outputs(
+                source, result, validation_fraction=arguments.validation_fraction, **prefixes
+            )
         for output in outputs.objects:
             _write_atomically(output_root, output.key, output.body)
+        for removed in outputs.removed_shard_keys:
+            _remove(output_root, removed)
         designs_written += outputs.designs_written
-        shards += outputs.shard_key is not None
+        shards += len(outputs.shards)
         reasons.update(str(rejection.reason) for rejection in outputs.rejections)
         status = f"{outputs.designs_written} design(s)"
         if outputs.rejections:
@@ -324,4 +350,20 @@ def run_local(arguments: argparse.Namespace) -> int:
     )
     for reason, count in sorted(reasons.items()):
         print(f"  rejected {reason}: {count}")
+    if designs_written == 0:
+        suffixes = ", ".join(transform.ACCEPTED_SUFFIXES)
+        why = (
+            f"no archive ({suffixes}) under {input_dir}"
+            if not archives
+            else f"every design was rejected (records under {output_dir / 'rejected'})"
+        )
+        print(f"error: no design written: {why}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _remove(root: Path, key: str) -> None:
+    target = (root / key).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(f"output key {key!r} would leave {root}")
+    target.unlink(missing_ok=True)

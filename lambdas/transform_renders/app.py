@@ -1,23 +1,40 @@
 """SQS -> render batch transformer: the Lambda adapter around the pure core.
 
-One SQS record names one or more archives (an S3 event notification, URL-encoded keys, possibly several
-``Records``; or a direct ``{"bucket": ..., "key": ...}`` message from ``autostop transform submit``). For each
-archive: read it, transform it, write the shard and one JSON record per rejection. Outcomes:
+One SQS record names one or more source keys (an S3 event notification of a created or removed object,
+URL-encoded keys, possibly several ``Records``; or a direct ``{"bucket": ..., "key": ...}`` message from
+``autostop transform submit``). Whatever the message says happened, the function brings the key's shards in
+line with the object as it is *now*: it reads the current object (never an older version a late message
+names), writes its shards under ``<SHARD_PREFIX>train/`` and ``<SHARD_PREFIX>validation/`` and removes a
+split it no longer has; a key that no longer exists gets its shards removed. So duplicate, late and
+out-of-order deliveries of several uploads of one key all end with the newest upload's shards:
 
-* success, including a rejected batch -> the record is acknowledged (a rejection record says why);
+* before writing, a shard already written from a newer object (metadata ``source-last-modified``) is left
+  alone and the message is acknowledged;
+* after writing, the source is looked at again: if it changed (or went) meanwhile, the record fails and
+  its retry reads the newer object. Concurrent workers therefore converge on the newest version.
+
+Outcomes of a record:
+
+* success, including a rejected batch -> acknowledged (a rejection record says why);
 * a malformed message -> a rejection record under ``<REJECT_PREFIX>_messages/<message id>.json`` and ack;
-* anything else (throttling, 5xx, timeouts, network, access denied, an unexpected bug) -> the record is
-  reported as a batch item failure, SQS redelivers it and the DLQ keeps what keeps failing. Every output key
-  is deterministic, so a retry of a half-written batch rewrites the same objects.
+* too little invocation time left (``RECORD_TIME_RESERVE_MS``), before a record or between the designs of
+  one -> this record and every later one of the batch are reported as batch item failures before Lambda's
+  timeout, so a slow archive never takes the rest of its batch down with it (SQS redelivers them);
+* anything else (throttling, 5xx, timeouts, network, access denied, an unexpected bug) -> a batch item
+  failure too; SQS redelivers it and the DLQ keeps what keeps failing. Every output key is deterministic, so
+  a retry of a half-written batch rewrites the same objects.
 
-Environment (set by infra/render_transformer.py): OUTPUT_BUCKET (default: the source bucket), SHARD_PREFIX
-(``shards/``), REJECT_PREFIX (``rejected/``), IMAGE_SIZE (64), NUM_VIEWS (12), MAX_ARCHIVE_BYTES,
-MAX_EXPANDED_BYTES, MAX_MEMBERS, MAX_MEMBER_BYTES, MAX_IMAGE_PIXELS (defaults: transform.Limits).
+Environment (set by infra/render_transformer.py): OUTPUT_BUCKET (rejection records; default: the source
+bucket), SHARD_BUCKET (default: OUTPUT_BUCKET), SHARD_PREFIX (``shards/``), REJECT_PREFIX (``rejected/``),
+VALIDATION_FRACTION (0.1), IMAGE_SIZE (64), NUM_VIEWS (12), RECORD_TIME_RESERVE_MS (30000), MEMORY_MB (1024:
+the limits of ``transform.Limits.for_memory``), and MAX_ARCHIVE_BYTES, MAX_EXPANDED_BYTES, MAX_MEMBERS,
+MAX_MEMBER_BYTES, MAX_IMAGE_PIXELS to override single limits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import os
@@ -25,7 +42,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -47,6 +64,12 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 # S3 error codes that mean "this object version does not exist": permanent, so rejected and acknowledged.
 _GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+# A record is started only with at least this much invocation time left (the construct sets it from the
+# function's timeout); with less, it and the rest of the batch are failed early and retried.
+DEFAULT_RECORD_TIME_RESERVE_MS = 30_000
+# S3 user metadata of a shard: when the source object it was made from was last modified (ISO 8601, UTC,
+# S3's one-second resolution), so a late message about an older upload never overwrites a newer shard.
+SOURCE_LAST_MODIFIED = "source-last-modified"
 _LIMIT_VARIABLES = {
     "max_archive_bytes": "MAX_ARCHIVE_BYTES",
     "max_expanded_bytes": "MAX_EXPANDED_BYTES",
@@ -59,8 +82,11 @@ _LIMIT_VARIABLES = {
 @dataclasses.dataclass(frozen=True)
 class Settings:
     output_bucket: str | None
+    shard_bucket: str | None
     shard_prefix: str
     reject_prefix: str
+    validation_fraction: float
+    record_time_reserve_ms: int
     config: transform.TransformConfig
 
     @classmethod
@@ -76,17 +102,31 @@ class Settings:
             except ValueError as error:
                 raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from error
 
-        defaults = transform.Limits()
-        limits = transform.Limits(
+        raw_fraction = environment.get("VALIDATION_FRACTION", "").strip()
+        try:
+            validation_fraction = float(raw_fraction) if raw_fraction else layout.DEFAULT_VALIDATION_FRACTION
+            layout.validation_threshold(validation_fraction)
+        except ValueError as error:
+            raise ValueError(f"environment variable VALIDATION_FRACTION: {error}") from error
+        reserve_ms = integer("RECORD_TIME_RESERVE_MS", DEFAULT_RECORD_TIME_RESERVE_MS)
+        if reserve_ms < 0:
+            raise ValueError(f"environment variable RECORD_TIME_RESERVE_MS must be >= 0, got {reserve_ms}")
+        by_memory = transform.Limits.for_memory(integer("MEMORY_MB", transform.REFERENCE_MEMORY_MB))
+        limits = dataclasses.replace(
+            by_memory,
             **{
-                field: integer(variable, getattr(defaults, field))
+                field: integer(variable, getattr(by_memory, field))
                 for field, variable in _LIMIT_VARIABLES.items()
-            }
+            },
         )
+        output_bucket = environment.get("OUTPUT_BUCKET") or None
         return cls(
-            output_bucket=environment.get("OUTPUT_BUCKET") or None,
+            output_bucket=output_bucket,
+            shard_bucket=environment.get("SHARD_BUCKET") or output_bucket,
             shard_prefix=environment.get("SHARD_PREFIX", "shards/"),
             reject_prefix=environment.get("REJECT_PREFIX", "rejected/"),
+            validation_fraction=validation_fraction,
+            record_time_reserve_ms=reserve_ms,
             config=transform.TransformConfig(
                 image_size=integer("IMAGE_SIZE", 64), num_views=integer("NUM_VIEWS", 12), limits=limits
             ),
@@ -104,6 +144,14 @@ class ObjectRef:
 
 class MalformedMessage(ValueError):
     """The record body is neither an S3 event notification nor a direct job message."""
+
+
+class OutOfTime(Exception):
+    """Too little invocation time is left to process this record: it is failed, and retried later."""
+
+
+class SourceChanged(Exception):
+    """The source object changed while it was transformed: the retry reads the newer one."""
 
 
 @functools.cache
@@ -130,9 +178,10 @@ def _notification_refs(records: object) -> list[ObjectRef]:
         if not isinstance(record, dict) or not isinstance(record.get("s3"), dict):
             raise MalformedMessage("each notification record must be an object with an 's3' object")
         event_name = str(record.get("eventName", ""))
-        if not event_name.startswith("ObjectCreated:"):
+        if not event_name.startswith(("ObjectCreated:", "ObjectRemoved:")):
             logger.warning(
-                "Ignoring S3 notification that is not ObjectCreated", extra={"event_name": event_name}
+                "Ignoring S3 notification that is neither ObjectCreated nor ObjectRemoved",
+                extra={"event_name": event_name},
             )
             continue
         bucket = record["s3"].get("bucket")
@@ -154,7 +203,7 @@ def _notification_refs(records: object) -> list[ObjectRef]:
 
 
 def parse_message(body: str) -> list[ObjectRef]:
-    """The archives a record body names; empty for ``s3:TestEvent`` and non-ObjectCreated notifications."""
+    """The source keys a record body names; empty for ``s3:TestEvent`` and other notifications."""
     try:
         document = json.loads(body)
     except json.JSONDecodeError as error:
@@ -185,67 +234,105 @@ def _error_code(error: botocore.exceptions.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _read_object(
-    ref: ObjectRef, settings: Settings
-) -> tuple[layout.SourceObject, bytes | layout.BatchOutputs]:
-    """The archive's bytes, or the outputs of a batch rejected without transforming anything."""
-    source = layout.SourceObject(
-        bucket=ref.bucket, key=ref.key, etag=layout.normalize_etag(ref.etag), version_id=ref.version_id
-    )
-    limit = settings.config.limits.max_archive_bytes
-    if transform.archive_kind(ref.key) is None:
-        message = f"{ref.key!r} does not end with .tar, .tar.gz, .tgz or .zip"
-        return source, layout.rejected_batch(
-            source, transform.Reason.UNSUPPORTED_ARCHIVE, message, reject_prefix=settings.reject_prefix
-        )
-    if ref.size is not None and ref.size > limit:
-        message = f"archive is {ref.size} bytes (limit {limit})"
-        return source, layout.rejected_batch(
-            source, transform.Reason.ARCHIVE_TOO_LARGE, message, reject_prefix=settings.reject_prefix
-        )
-    request: dict[str, str] = {"Bucket": ref.bucket, "Key": ref.key}
-    if ref.version_id:
-        request["VersionId"] = ref.version_id
+def _is_gone(error: botocore.exceptions.ClientError) -> bool:
+    return _error_code(error) in _GONE_CODES
+
+
+def _timestamp(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    """The current object: its identity, when it was last modified, and its bytes (None: over the bound)."""
+
+    source: layout.SourceObject
+    last_modified: str
+    data: bytes | None
+    length: int
+
+
+def _read_current(ref: ObjectRef, settings: Settings) -> _Read | None:
+    """The key's current object (always the newest version, whatever the message named), None if gone."""
     try:
-        response = s3_client().get_object(**request)
+        response = s3_client().get_object(Bucket=ref.bucket, Key=ref.key)
     except botocore.exceptions.ClientError as error:
-        if _error_code(error) not in _GONE_CODES:
+        if not _is_gone(error):
             raise
-        message = f"s3://{ref.bucket}/{ref.key} is gone ({_error_code(error)})"
-        return source, layout.rejected_batch(
-            source, transform.Reason.OBJECT_NOT_FOUND, message, reject_prefix=settings.reject_prefix
-        )
+        return None
     body = response["Body"]
-    # Name outputs after the bytes actually read: a notification for an older overwrite names the same key.
-    source = dataclasses.replace(
-        source,
-        etag=layout.normalize_etag(response.get("ETag")) or source.etag,
-        version_id=response.get("VersionId") or source.version_id,
+    source = layout.SourceObject(
+        bucket=ref.bucket,
+        key=ref.key,
+        etag=layout.normalize_etag(response.get("ETag")),
+        version_id=response.get("VersionId") or None,
     )
+    last_modified = _timestamp(response["LastModified"])
     length = int(response.get("ContentLength", 0))
+    limit = settings.config.limits.max_archive_bytes
     if length > limit:
         body.close()
-        message = f"archive is {length} bytes (limit {limit})"
-        return source, layout.rejected_batch(
-            source, transform.Reason.ARCHIVE_TOO_LARGE, message, reject_prefix=settings.reject_prefix
-        )
+        return _Read(source=source, last_modified=last_modified, data=None, length=length)
     with body:
         data: bytes = body.read(limit + 1)
-    return source, data
+    return _Read(source=source, last_modified=last_modified, data=data, length=len(data))
 
 
-def _write(bucket: str, outputs: layout.BatchOutputs, source: layout.SourceObject) -> None:
+def _existing_shards(bucket: str, keys: tuple[str, ...]) -> dict[str, str | None]:
+    """Each shard key that exists, with the ``source-last-modified`` it was written from (None: unknown)."""
+    existing: dict[str, str | None] = {}
+    for key in keys:
+        try:
+            response = s3_client().head_object(Bucket=bucket, Key=key)
+        except botocore.exceptions.ClientError as error:
+            if _is_gone(error):
+                continue
+            raise
+        existing[key] = response.get("Metadata", {}).get(SOURCE_LAST_MODIFIED)
+    return existing
+
+
+def _current_etag(ref: ObjectRef) -> str | None:
+    try:
+        response = s3_client().head_object(Bucket=ref.bucket, Key=ref.key)
+    except botocore.exceptions.ClientError as error:
+        if _is_gone(error):
+            return None
+        raise
+    return layout.normalize_etag(response.get("ETag"))
+
+
+def _apply(
+    outputs: layout.BatchOutputs,
+    *,
+    settings: Settings,
+    ref: ObjectRef,
+    read: _Read | None,
+    existing: dict[str, str | None],
+) -> None:
+    """Write the shards, remove the splits the object no longer has, write the rejection records."""
     client = s3_client()
-    metadata = {
-        "source-key": urllib.parse.quote(source.key, safe="/"),
-        "source-etag": source.etag,
-    }
-    for output in outputs.objects:
+    shard_bucket = settings.shard_bucket or ref.bucket
+    metadata = {"source-key": urllib.parse.quote(ref.key, safe="/")}
+    if read is not None:
+        metadata |= {"source-etag": read.source.etag, SOURCE_LAST_MODIFIED: read.last_modified}
+    for shard in outputs.shards:
         client.put_object(
-            Bucket=bucket,
-            Key=output.key,
-            Body=output.body,
-            ContentType=output.content_type,
+            Bucket=shard_bucket,
+            Key=shard.key,
+            Body=shard.body,
+            ContentType=shard.content_type,
+            Metadata=metadata,
+        )
+    for key in outputs.removed_shard_keys:
+        if key in existing:  # a versioned bucket would add a delete marker even for a key never written
+            client.delete_object(Bucket=shard_bucket, Key=key)
+    for record in outputs.records:
+        client.put_object(
+            Bucket=settings.output_bucket or ref.bucket,
+            Key=record.key,
+            Body=record.body,
+            ContentType=record.content_type,
             Metadata=metadata,
         )
 
@@ -298,37 +385,86 @@ def publish(tally: Tally, *, failed_messages: int) -> None:
         metrics.flush_metrics()
 
 
-def process_object(ref: ObjectRef, settings: Settings, tally: Tally) -> layout.BatchOutputs:
-    started = time.perf_counter()
-    source, read = _read_object(ref, settings)
-    bytes_in = 0
-    if isinstance(read, layout.BatchOutputs):
-        outputs = read
-    else:
-        bytes_in = len(read)
-        result = transform.transform_archive(read, archive_name=ref.key, config=settings.config)
-        outputs = layout.plan_outputs(
-            source, result, shard_prefix=settings.shard_prefix, reject_prefix=settings.reject_prefix
+def _plan(
+    ref: ObjectRef, read: _Read | None, settings: Settings, out_of_time: Callable[[], bool]
+) -> layout.BatchOutputs:
+    prefixes = {"shard_prefix": settings.shard_prefix, "reject_prefix": settings.reject_prefix}
+    if read is None:
+        return layout.removed_batch(ref.key, shard_prefix=settings.shard_prefix)
+    limit = settings.config.limits.max_archive_bytes
+    if read.data is None or read.length > limit:
+        message = f"archive is {read.length} bytes (limit {limit})"
+        return layout.rejected_batch(read.source, transform.Reason.ARCHIVE_TOO_LARGE, message, **prefixes)
+    try:
+        result = transform.transform_archive(
+            read.data, archive_name=ref.key, config=settings.config, out_of_time=out_of_time
         )
-    _write(settings.output_bucket or ref.bucket, outputs, source)
+    except transform.OutOfTime as error:
+        raise OutOfTime(str(error)) from error
+    return layout.plan_outputs(
+        read.source, result, validation_fraction=settings.validation_fraction, **prefixes
+    )
+
+
+def process_object(
+    ref: ObjectRef, settings: Settings, tally: Tally, out_of_time: Callable[[], bool] = lambda: False
+) -> layout.BatchOutputs:
+    """Bring the shards of ``ref.key`` in line with the key's current object (see the module docstring)."""
+    started = time.perf_counter()
+    if transform.archive_kind(ref.key) is None:
+        suffixes = ", ".join(transform.ACCEPTED_SUFFIXES)
+        source = layout.SourceObject(bucket=ref.bucket, key=ref.key, etag=layout.normalize_etag(ref.etag))
+        outputs = layout.rejected_batch(
+            source,
+            transform.Reason.UNSUPPORTED_ARCHIVE,
+            f"{ref.key!r} does not end with one of {suffixes}",
+            shard_prefix=settings.shard_prefix,
+            reject_prefix=settings.reject_prefix,
+        )
+        _apply(outputs, settings=settings, ref=ref, read=None, existing={})
+        tally.add_rejections(outputs.rejections)
+        return outputs
+    read = _read_current(ref, settings)
+    outputs = _plan(ref, read, settings, out_of_time)
+    shard_bucket = settings.shard_bucket or ref.bucket
+    existing = _existing_shards(shard_bucket, layout.shard_keys(ref.key, shard_prefix=settings.shard_prefix))
+    read_at = read.last_modified if read is not None else ""
+    newer = sorted(
+        written
+        for written in existing.values()
+        if written is not None and read is not None and written > read_at
+    )
+    if newer:
+        logger.warning(
+            "A newer upload's shards are already written; this older one is skipped",
+            extra={"key": ref.key, "read_last_modified": read_at, "newer": newer},
+        )
+        return dataclasses.replace(outputs, shards=(), removed_shard_keys=(), designs_written=0)
+    _apply(outputs, settings=settings, ref=ref, read=read, existing=existing)
+    # The object may have been replaced or deleted while it was transformed: then what was just written is
+    # stale, and the retry brings the shards in line with the newer state.
+    current = _current_etag(ref)
+    if current != (read.source.etag if read is not None else None):
+        raise SourceChanged(f"s3://{ref.bucket}/{ref.key} changed while it was transformed; retrying")
     duration_ms = (time.perf_counter() - started) * 1000.0
     tally.designs_written += outputs.designs_written
-    tally.bytes_in += bytes_in
+    tally.bytes_in += read.length if read is not None and read.data is not None else 0
     tally.bytes_out += outputs.bytes_out
     tally.durations_ms.append(duration_ms)
     tally.add_rejections(outputs.rejections)
     logger.info(
-        "Render batch processed",
+        "Render batch gone: its shards are removed" if read is None else "Render batch processed",
         extra={
             "bucket": ref.bucket,
             "key": ref.key,
-            "etag": source.etag,
-            "shard_key": outputs.shard_key,
+            "etag": read.source.etag if read is not None else None,
+            "shard_keys": list(outputs.shard_keys),
+            "removed_shard_keys": [key for key in outputs.removed_shard_keys if key in existing],
             "designs_written": outputs.designs_written,
             "rejections": [
                 f"{rejection.design_id or '-'}:{rejection.reason}" for rejection in outputs.rejections
             ],
-            "bytes_in": bytes_in,
+            "bytes_in": read.length if read is not None else 0,
             "bytes_out": outputs.bytes_out,
             "duration_ms": round(duration_ms, 1),
         },
@@ -353,16 +489,24 @@ def _reject_message(record: SQSRecord, problem: str, settings: Settings, tally: 
     )
 
 
-def record_handler(record: SQSRecord, tally: Tally) -> None:
+def record_handler(record: SQSRecord, tally: Tally, context: LambdaContext) -> None:
     """One SQS record: raise to have it retried, return to acknowledge it."""
     settings = Settings.from_environment(os.environ)
+    out_of_time = remaining_time_check(context, settings.record_time_reserve_ms)
+    if out_of_time():
+        raise OutOfTime("too little invocation time left to start this record; it is retried")
     try:
         refs = parse_message(record.body)
     except MalformedMessage as error:
         _reject_message(record, str(error), settings, tally)
         return
     for ref in refs:
-        process_object(ref, settings, tally)
+        process_object(ref, settings, tally, out_of_time)
+
+
+def remaining_time_check(context: LambdaContext, reserve_ms: int) -> Callable[[], bool]:
+    """True once the invocation has less than ``reserve_ms`` left (Lambda's own clock, via the context)."""
+    return lambda: context.get_remaining_time_in_millis() < reserve_ms
 
 
 @logger.inject_lambda_context
@@ -374,7 +518,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=event,
-        record_handler=functools.partial(record_handler, tally=tally),
+        record_handler=functools.partial(record_handler, tally=tally, context=context),
         processor=processor,
         context=context,
     )

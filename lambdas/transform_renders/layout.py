@@ -1,9 +1,15 @@
 """Where results go and what they contain: output keys, shard bytes and rejection records.
 
 Pure like the transform core, and shared by the Lambda adapter and the local CLI, so S3 and a local folder
-get the same layout. Every key is derived from the source key and the identity of the bytes that were read
-(the S3 ETag, or a content hash for local files): a redelivered message rewrites the very same objects, so
-nothing is ever duplicated, and a changed object gets new keys instead of silently mixing versions.
+get the same layout.
+
+* Shards are named after the source key alone: one shard per render batch and split, whatever the number of
+  deliveries or uploads of that key. A re-uploaded batch replaces its shards (and a split the new version
+  no longer has is removed), so no design is ever trained on twice; a deleted batch's shards are removed.
+* Each design goes to ``train/`` or ``validation/`` by a hash of its id alone, so a design never moves
+  across when batches are re-packed, and the training channels get the layout training expects.
+* Rejection records are named after the source key and the identity of the bytes read (the ETag): they are
+  a history of what each uploaded version was refused for, and a redelivery rewrites the same records.
 """
 
 from __future__ import annotations
@@ -16,9 +22,15 @@ from collections.abc import Sequence
 from . import tfrecord
 from .transform import BatchResult, Design, Reason, Rejection, strip_archive_suffix
 
-REJECTION_SCHEMA = "autostop.transform.rejection/v1"
+REJECTION_SCHEMA = "autostop.transform.rejection/v2"
 SOURCE_PREFIX = "renders/"
 SHARD_SUFFIX = ".tfrecord"
+TRAIN = "train"
+VALIDATION = "validation"
+SPLITS = (TRAIN, VALIDATION)
+# The held-out share of designs; the same 10% training holds out by default (training/hparams.py).
+DEFAULT_VALIDATION_FRACTION = 0.1
+SPLIT_BUCKETS = 10_000
 # Output keys embed the source key; S3 keys are at most 1024 UTF-8 bytes, so long stems are cut.
 MAX_STEM_BYTES = 512
 # A malformed message body is copied into its rejection record up to this many characters.
@@ -45,12 +57,25 @@ class OutputObject:
 
 @dataclasses.dataclass(frozen=True)
 class BatchOutputs:
-    """Everything one source archive produces, ready to be written in any order."""
+    """Everything one source key comes to: shards to write, shards to remove, rejection records to write.
 
-    shard_key: str | None
-    objects: tuple[OutputObject, ...]
+    ``shards`` and ``removed_shard_keys`` together cover every split of the source key, so applying them
+    leaves exactly the shards of the version that was read.
+    """
+
+    shards: tuple[OutputObject, ...]
+    removed_shard_keys: tuple[str, ...]
+    records: tuple[OutputObject, ...]
     designs_written: int
     rejections: tuple[Rejection, ...]
+
+    @property
+    def shard_keys(self) -> tuple[str, ...]:
+        return tuple(shard.key for shard in self.shards)
+
+    @property
+    def objects(self) -> tuple[OutputObject, ...]:
+        return (*self.shards, *self.records)
 
     @property
     def bytes_out(self) -> int:
@@ -73,16 +98,50 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", "ignore")
 
 
+def _stem(source_key: str) -> str:
+    stem = source_key[len(SOURCE_PREFIX) :] if source_key.startswith(SOURCE_PREFIX) else source_key
+    return _truncate_utf8(strip_archive_suffix(stem).strip("/"), MAX_STEM_BYTES) or "batch"
+
+
 def batch_token(source: SourceObject) -> str:
     """``<source key without renders/ and archive suffix>-<16 hex of sha256(key, etag or version)>``."""
-    stem = source.key[len(SOURCE_PREFIX) :] if source.key.startswith(SOURCE_PREFIX) else source.key
-    stem = _truncate_utf8(strip_archive_suffix(stem).strip("/"), MAX_STEM_BYTES) or "batch"
     identity = source.etag or source.version_id or ""
-    return f"{stem}-{_short_hash(source.key, identity)}"
+    return f"{_stem(source.key)}-{_short_hash(source.key, identity)}"
 
 
-def shard_key(source: SourceObject, *, shard_prefix: str) -> str:
-    return f"{shard_prefix}{batch_token(source)}{SHARD_SUFFIX}"
+def shard_token(source_key: str) -> str:
+    """``<source key without renders/ and archive suffix>-<16 hex of sha256(key)>``: the key alone, so
+    every version of a batch maps to the same shards; the hash keeps ``a.tar`` and ``a.zip`` apart."""
+    return f"{_stem(source_key)}-{_short_hash(source_key)}"
+
+
+def shard_key(source_key: str, split: str, *, shard_prefix: str) -> str:
+    """``<shard prefix><split>/<shard token>.tfrecord``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return f"{shard_prefix}{split}/{shard_token(source_key)}{SHARD_SUFFIX}"
+
+
+def shard_keys(source_key: str, *, shard_prefix: str) -> tuple[str, ...]:
+    """Every shard key a source key can have, one per split."""
+    return tuple(shard_key(source_key, split, shard_prefix=shard_prefix) for split in SPLITS)
+
+
+def validation_threshold(validation_fraction: float) -> int:
+    if isinstance(validation_fraction, bool) or not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    return round(validation_fraction * SPLIT_BUCKETS)
+
+
+def design_split(design_id: str, validation_fraction: float) -> str:
+    """``validation`` iff ``int(sha256(design id)[:8 bytes]) mod 10000 < round(fraction * 10000)``.
+
+    A function of the id alone (never of the batch, its order or a seed), so a design stays on its side
+    when batches are re-packed or re-uploaded, and the same id lands on the same side in S3 and locally.
+    """
+    digest = hashlib.sha256(design_id.encode("utf-8", "surrogatepass")).digest()
+    bucket = int.from_bytes(digest[:8], "big") % SPLIT_BUCKETS
+    return VALIDATION if bucket < validation_threshold(validation_fraction) else TRAIN
 
 
 def rejection_key(source: SourceObject, rejection: Rejection, *, reject_prefix: str) -> str:
@@ -131,7 +190,7 @@ def _json_bytes(document: dict[str, object]) -> bytes:
     return json.dumps(document, sort_keys=True, indent=2).encode("utf-8") + b"\n"
 
 
-def rejection_document(source: SourceObject, rejection: Rejection, *, shard_key: str | None) -> bytes:
+def rejection_document(source: SourceObject, rejection: Rejection, *, shard_keys: Sequence[str]) -> bytes:
     return _json_bytes(
         {
             "schema": REJECTION_SCHEMA,
@@ -145,7 +204,7 @@ def rejection_document(source: SourceObject, rejection: Rejection, *, shard_key:
                 "etag": source.etag,
                 "version_id": source.version_id,
             },
-            "shard_key": shard_key,
+            "shard_keys": list(shard_keys),
         }
     )
 
@@ -160,7 +219,7 @@ def message_rejection(message_id: str, body: str, problem: str, *, reject_prefix
             "design_id": None,
             "member": None,
             "source": None,
-            "shard_key": None,
+            "shard_keys": [],
             "message_id": message_id,
             "body": body[:MAX_BODY_EXCERPT],
             "body_truncated": len(body) > MAX_BODY_EXCERPT,
@@ -174,12 +233,12 @@ def message_rejection(message_id: str, body: str, problem: str, *, reject_prefix
 
 
 def rejection_outputs(
-    source: SourceObject, rejections: Sequence[Rejection], *, shard_key: str | None, reject_prefix: str
+    source: SourceObject, rejections: Sequence[Rejection], *, shard_keys: Sequence[str], reject_prefix: str
 ) -> tuple[OutputObject, ...]:
     return tuple(
         OutputObject(
             key=rejection_key(source, rejection, reject_prefix=reject_prefix),
-            body=rejection_document(source, rejection, shard_key=shard_key),
+            body=rejection_document(source, rejection, shard_keys=shard_keys),
             content_type="application/json",
         )
         for rejection in rejections
@@ -187,31 +246,60 @@ def rejection_outputs(
 
 
 def plan_outputs(
-    source: SourceObject, result: BatchResult, *, shard_prefix: str, reject_prefix: str
+    source: SourceObject,
+    result: BatchResult,
+    *,
+    shard_prefix: str,
+    reject_prefix: str,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
 ) -> BatchOutputs:
-    """The shard (when at least one design is good) and one record per rejection."""
-    objects: list[OutputObject] = []
-    key: str | None = None
-    if result.designs:
-        key = shard_key(source, shard_prefix=shard_prefix)
-        objects.append(
-            OutputObject(key=key, body=encode_shard(result.designs), content_type="application/octet-stream")
+    """One shard per split that has a good design, removal of the other split's shard, one record per
+    rejection."""
+    by_split: dict[str, list[Design]] = {split: [] for split in SPLITS}
+    for design in result.designs:
+        by_split[design_split(design.design_id, validation_fraction)].append(design)
+    shards = tuple(
+        OutputObject(
+            key=shard_key(source.key, split, shard_prefix=shard_prefix),
+            body=encode_shard(designs),
+            content_type="application/octet-stream",
         )
-    objects.extend(rejection_outputs(source, result.rejections, shard_key=key, reject_prefix=reject_prefix))
+        for split, designs in by_split.items()
+        if designs
+    )
+    written = tuple(shard.key for shard in shards)
     return BatchOutputs(
-        shard_key=key,
-        objects=tuple(objects),
+        shards=shards,
+        removed_shard_keys=tuple(
+            key for key in shard_keys(source.key, shard_prefix=shard_prefix) if key not in written
+        ),
+        records=rejection_outputs(source, result.rejections, shard_keys=written, reject_prefix=reject_prefix),
         designs_written=len(result.designs),
         rejections=result.rejections,
     )
 
 
-def rejected_batch(source: SourceObject, reason: Reason, message: str, *, reject_prefix: str) -> BatchOutputs:
-    """Outputs for a batch rejected before its bytes were transformed (object gone, too large, ...)."""
+def rejected_batch(
+    source: SourceObject, reason: Reason, message: str, *, shard_prefix: str, reject_prefix: str
+) -> BatchOutputs:
+    """A batch rejected before its bytes were transformed (too large, not an archive): its record, and
+    removal of the shards an earlier version of the same key may have left."""
     rejection = Rejection(reason=reason, message=message)
     return BatchOutputs(
-        shard_key=None,
-        objects=rejection_outputs(source, (rejection,), shard_key=None, reject_prefix=reject_prefix),
+        shards=(),
+        removed_shard_keys=shard_keys(source.key, shard_prefix=shard_prefix),
+        records=rejection_outputs(source, (rejection,), shard_keys=(), reject_prefix=reject_prefix),
         designs_written=0,
         rejections=(rejection,),
+    )
+
+
+def removed_batch(source_key: str, *, shard_prefix: str) -> BatchOutputs:
+    """A batch that no longer exists (deleted): its shards are removed, nothing is recorded."""
+    return BatchOutputs(
+        shards=(),
+        removed_shard_keys=shard_keys(source_key, shard_prefix=shard_prefix),
+        records=(),
+        designs_written=0,
+        rejections=(),
     )

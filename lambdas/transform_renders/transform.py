@@ -28,7 +28,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import numpy
@@ -43,12 +43,18 @@ VIEW_NAME_PATTERN = re.compile(r"view_(\d{2})\.(?:png|jpg|jpeg)", re.IGNORECASE)
 META_NAME = "meta.json"
 MAX_FAMILY_LENGTH = 256
 ArchiveKind = Literal["tar", "tar.gz", "zip"]
-# Suffix -> archive kind, matched case-insensitively; ".tar.gz" is tried before ".tar".
+# Suffix -> archive kind; ".tar.gz" is tried before ".tar". Each suffix is accepted in exactly two
+# spellings, all lower case and all upper case, because S3 event notification filters match suffixes
+# case-sensitively: the deployed bucket notifies one filter per accepted spelling, so every key this code
+# accepts is also a key S3 delivers (``Batch.Tar.Gz`` would never be notified, so it is refused everywhere).
 ARCHIVE_SUFFIXES: tuple[tuple[str, ArchiveKind], ...] = (
     (".tar.gz", "tar.gz"),
     (".tgz", "tar.gz"),
     (".tar", "tar"),
     (".zip", "zip"),
+)
+ACCEPTED_SUFFIXES: tuple[str, ...] = tuple(
+    spelling for suffix, _ in ARCHIVE_SUFFIXES for spelling in (suffix, suffix.upper())
 )
 
 ViewArray = numpy.typing.NDArray[numpy.uint8]
@@ -79,7 +85,6 @@ class Reason(enum.StrEnum):
     NO_DESIGNS = "no_designs"
     NO_VALID_DESIGNS = "no_valid_designs"
     # Decided by the adapter (no bytes to transform), same vocabulary.
-    OBJECT_NOT_FOUND = "object_not_found"
     MALFORMED_MESSAGE = "malformed_message"
     # One member outside any design folder.
     STRAY_MEMBER = "stray_member"
@@ -101,9 +106,15 @@ def _require_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+# The memory the default limits are sized for, and how each limit scales with memory (see Limits.for_memory).
+REFERENCE_MEMORY_MB = 1024
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds that keep one archive from exhausting the function (defaults fit a 1024 MB Lambda)."""
+    """Bounds that keep one archive from exhausting the function (defaults: ``for_memory(1024)``)."""
 
     max_archive_bytes: int = 128 * MIB
     max_expanded_bytes: int = 256 * MIB
@@ -111,6 +122,31 @@ class Limits:
     max_member_bytes: int = 16 * MIB
     max_image_pixels: int = 4096 * 4096
     max_meta_bytes: int = 64 * KIB
+
+    @classmethod
+    def for_memory(cls, memory_mb: int) -> Limits:
+        """The bounds for a function with ``memory_mb`` MB of memory, every one in proportion to it.
+
+        What one archive holds in memory at its peak: the archive's bytes (1/8 of memory), the inflated
+        tar of a .tar.gz (1/4), and while a design is transformed its members and one decoded view of at
+        most 4 bytes per pixel (1/64 of memory per member, 1/16 for the decoded view). Together under half
+        of the memory, which leaves the rest to the runtime, the shard being built and the S3 client. At
+        1024 MB these are exactly the defaults; the pixel bound never exceeds Pillow's own bomb threshold.
+        """
+        if isinstance(memory_mb, bool) or not isinstance(memory_mb, int):
+            raise ValueError(f"memory_mb must be an integer, got {memory_mb!r}")
+        if not MIN_MEMORY_MB <= memory_mb <= MAX_MEMORY_MB:
+            raise ValueError(
+                f"memory_mb must be {MIN_MEMORY_MB}..{MAX_MEMORY_MB} (Lambda's range), got {memory_mb}"
+            )
+        memory_bytes = memory_mb * MIB
+        return cls(
+            max_archive_bytes=memory_bytes // 8,
+            max_expanded_bytes=memory_bytes // 4,
+            max_members=10_000 * memory_mb // REFERENCE_MEMORY_MB,
+            max_member_bytes=memory_bytes // 64,
+            max_image_pixels=min(_PILLOW_PIXEL_LIMIT, memory_bytes // 16 // 4),
+        )
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -206,18 +242,16 @@ class _Member:
 
 
 def archive_kind(name: str) -> ArchiveKind | None:
-    """The archive kind a key or file name announces by its suffix (case-insensitive), or None."""
-    lowered = name.lower()
+    """The archive kind a key or file name announces by its suffix (all lower or all upper case), or None."""
     for suffix, kind in ARCHIVE_SUFFIXES:
-        if lowered.endswith(suffix):
+        if name.endswith((suffix, suffix.upper())):
             return kind
     return None
 
 
 def strip_archive_suffix(name: str) -> str:
-    lowered = name.lower()
     for suffix, _ in ARCHIVE_SUFFIXES:
-        if lowered.endswith(suffix):
+        if name.endswith((suffix, suffix.upper())):
             return name[: -len(suffix)]
     return name
 
@@ -587,10 +621,22 @@ def _batch_rejection(reason: Reason, message: str) -> BatchResult:
     return BatchResult(designs=(), rejections=(Rejection(reason=reason, message=message),))
 
 
-def transform_archive(data: bytes, *, archive_name: str, config: TransformConfig) -> BatchResult:
+class OutOfTime(Exception):
+    """The caller's ``out_of_time`` said stop: the archive was abandoned half-way, nothing was decided."""
+
+
+def transform_archive(
+    data: bytes,
+    *,
+    archive_name: str,
+    config: TransformConfig,
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> BatchResult:
     """Turn one render batch archive into designs and rejections (designs sorted by id).
 
-    ``archive_name`` (an S3 key or file name) selects the archive kind by its suffix.
+    ``archive_name`` (an S3 key or file name) selects the archive kind by its suffix. ``out_of_time`` is
+    asked before each design; when it answers True, :class:`OutOfTime` is raised, so a caller with a
+    deadline (the Lambda) can give the archive back for a retry instead of being killed mid-way.
     """
     limits = config.limits
     if not data:
@@ -614,6 +660,8 @@ def transform_archive(data: bytes, *, archive_name: str, config: TransformConfig
         return _batch_rejection(Reason.NO_DESIGNS, "the archive holds no design folder")
     designs: list[Design] = []
     for design_id in sorted(grouped):
+        if out_of_time():
+            raise OutOfTime(f"{archive_name}: out of time before design {design_id!r}")
         try:
             designs.append(_transform_design(design_id, grouped[design_id], config))
         except DesignRejected as error:

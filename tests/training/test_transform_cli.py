@@ -46,9 +46,11 @@ def test_local_writes_shards_and_rejections_in_the_lambda_layout(
 ) -> None:
     # GIVEN a folder of render batches
     output = tmp_path / "out"
-    # WHEN transformed locally
-    exit_code = cli.main(["transform", "local", str(render_folder), str(output)])
-    # THEN it succeeds and writes one shard per batch with a good design, one record per rejection
+    # WHEN transformed locally, every design held out
+    exit_code = cli.main(
+        ["transform", "local", str(render_folder), str(output), "--validation-fraction", "0"]
+    )
+    # THEN it succeeds and writes one training shard per batch with a good design, one record per rejection
     assert exit_code == 0
 
     def source(relative: str) -> layout.SourceObject:
@@ -58,15 +60,15 @@ def test_local_writes_shards_and_rejections_in_the_lambda_layout(
     a, b, c = source("renders/day 1/a.tar.gz"), source("renders/b.zip"), source("renders/c.tgz")
     assert files_under(output) == sorted(
         [
-            layout.shard_key(a, shard_prefix="shards/"),
-            layout.shard_key(b, shard_prefix="shards/"),
+            layout.shard_key(a.key, layout.TRAIN, shard_prefix="shards/"),
+            layout.shard_key(b.key, layout.TRAIN, shard_prefix="shards/"),
             f"rejected/{layout.batch_token(b)}/b2.json",
             f"rejected/{layout.batch_token(c)}/_batch.json",
         ]
     )
     # AND the keys are the ones the Lambda would write for the same files uploaded under the same keys
-    assert layout.shard_key(a, shard_prefix="shards/").startswith("shards/day 1/a-")
-    shard = (output / layout.shard_key(b, shard_prefix="shards/")).read_bytes()
+    assert layout.shard_key(a.key, layout.TRAIN, shard_prefix="shards/").startswith("shards/train/day 1/a-")
+    shard = (output / layout.shard_key(b.key, layout.TRAIN, shard_prefix="shards/")).read_bytes()
     assert [design["design_id"] for design in example_proto.designs_in_shard(shard)] == ["b1"]
     record = json.loads((output / f"rejected/{layout.batch_token(c)}/_batch.json").read_text())
     assert record["reason"] == "corrupt_archive"
@@ -78,12 +80,81 @@ def test_local_writes_shards_and_rejections_in_the_lambda_layout(
     assert "rejected corrupt_archive: 1" in summary
 
 
+def test_local_splits_designs_into_train_and_validation_as_the_lambda_does(tmp_path: Path) -> None:
+    # GIVEN one batch of 40 designs
+    files: dict[str, bytes] = {}
+    for number in range(40):
+        files.update(archives.design_files(f"d{number}", views=2, seed=number))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "many.tar").write_bytes(archives.tar_bytes(files))
+    # WHEN transformed with a quarter held out
+    arguments = ["--num-views", "2", "--validation-fraction", "0.25"]
+    assert cli.main(["transform", "local", str(tmp_path / "in"), str(tmp_path / "out"), *arguments]) == 0
+    # THEN each design is in the split layout.design_split names, once
+    found = {
+        split: [
+            design["design_id"]
+            for shard in sorted((tmp_path / "out" / "shards" / split).glob("*.tfrecord"))
+            for design in example_proto.designs_in_shard(shard.read_bytes())
+        ]
+        for split in layout.SPLITS
+    }
+    expected = {
+        split: sorted(f"d{n}" for n in range(40) if layout.design_split(f"d{n}", 0.25) == split)
+        for split in layout.SPLITS
+    }
+    assert {split: sorted(ids) for split, ids in found.items()} == expected
+    assert expected["validation"]
+    assert expected["train"]
+
+
 def test_local_is_idempotent(render_folder: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     assert cli.main(["transform", "local", str(render_folder), str(output)]) == 0
     first = {name: (output / name).read_bytes() for name in files_under(output)}
     assert cli.main(["transform", "local", str(render_folder), str(output)]) == 0
     assert {name: (output / name).read_bytes() for name in files_under(output)} == first
+
+
+def test_local_replaces_the_shards_of_a_changed_archive(tmp_path: Path) -> None:
+    # GIVEN a batch transformed once, then replaced by a batch with other designs under the same name
+    (tmp_path / "in").mkdir()
+    archive = tmp_path / "in" / "x.tar"
+    archive.write_bytes(archives.tar_bytes(archives.design_files("first", views=2)))
+    arguments = [
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        "--num-views",
+        "2",
+        "--validation-fraction",
+        "0",
+    ]
+    assert cli.main(["transform", "local", *arguments]) == 0
+    archive.write_bytes(archives.tar_bytes(archives.design_files("second", views=2)))
+    # WHEN transformed again
+    assert cli.main(["transform", "local", *arguments]) == 0
+    # THEN the one shard holds the new designs only
+    [shard] = (tmp_path / "out" / "shards").rglob("*.tfrecord")
+    assert [design["design_id"] for design in example_proto.designs_in_shard(shard.read_bytes())] == [
+        "second"
+    ]
+
+
+@pytest.mark.parametrize("content", ["nothing", "rejected only"])
+def test_local_writing_no_design_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    # GIVEN a folder without archives, or whose only archive is rejected
+    (tmp_path / "in").mkdir()
+    if content == "rejected only":
+        (tmp_path / "in" / "bad.tar").write_bytes(b"not a tar")
+    # WHEN transformed
+    exit_code = cli.main(["transform", "local", str(tmp_path / "in"), str(tmp_path / "out")])
+    # THEN the exit status is 1 and stderr holds one error line saying why
+    assert exit_code == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: no design written: ")
+    assert ("no archive" in line) == (content == "nothing")
 
 
 def test_local_honours_size_and_view_count(tmp_path: Path) -> None:
@@ -104,7 +175,7 @@ def test_local_honours_size_and_view_count(tmp_path: Path) -> None:
         )
         == 0
     )
-    [shard] = (tmp_path / "out" / "shards").iterdir()
+    [shard] = (tmp_path / "out" / "shards").rglob("*.tfrecord")
     [design] = example_proto.designs_in_shard(shard.read_bytes())
     assert design["views"].shape == (4, 32, 32)
 
@@ -323,6 +394,51 @@ def test_submit_rejects_a_bad_uri(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["transform", "submit", "bucket/prefix", "--queue-url", "https://q", "--no-progress"]) == 2
     )
     assert "expected s3://bucket/prefix" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, "no AWS region"),
+        ({"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}, "no AWS credentials"),
+    ],
+)
+def test_submit_without_region_or_credentials_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    environment: dict[str, str],
+    expected: str,
+) -> None:
+    # GIVEN no AWS configuration at all (no files, no variables), or a region but no credentials
+    for name in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ENDPOINT_URL",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # an earlier test's session caches its credentials
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    # WHEN a backfill is submitted
+    exit_code = cli.main(
+        ["transform", "submit", "s3://bucket/renders/", "--queue-url", "https://q", "--no-progress"]
+    )
+    # THEN it exits 1 with one error line and no traceback
+    assert exit_code == 1
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert line.startswith("autostop transform submit: error: ")
+    assert expected in line
+    assert "Traceback" not in captured.out + captured.err
 
 
 def test_the_cli_lists_the_transform_command() -> None:

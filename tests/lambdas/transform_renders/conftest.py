@@ -9,17 +9,22 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.transform_renders import app
+from lambdas.transform_renders import app, transform
 from tests.support import moto_server
 
 BUCKET = "autostop-renders-test"
 QUEUE = "render-batches"
-SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+# As deployed (infra/render_transformer.py): a filter per accepted spelling, for created and removed objects.
+SUFFIXES = transform.ACCEPTED_SUFFIXES
+EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
 
 
 @dataclasses.dataclass(frozen=True)
 class FakeLambdaContext:
-    """The attributes Powertools' Logger reads from a Lambda context object (no runtime exists here)."""
+    """The attributes Powertools' Logger reads from a Lambda context object (no runtime exists here).
+
+    ``get_remaining_time_in_millis`` says there is always time left; ``ClockedLambdaContext`` runs out.
+    """
 
     function_name: str = "transform-renders"
     function_version: str = "$LATEST"
@@ -31,6 +36,19 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 300_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ClockedLambdaContext(FakeLambdaContext):
+    """A context whose remaining time is an injected clock the test moves forward (no sleeping)."""
+
+    remaining_ms: list[int] = dataclasses.field(default_factory=lambda: [300_000])
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms[0]
+
+    def advance(self, milliseconds: int) -> None:
+        self.remaining_ms[0] -= milliseconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +76,8 @@ def lambda_context() -> FakeLambdaContext:
 def create_renders_bucket(
     s3: Any, sqs: Any, *, visibility_timeout: int = 30, dead_letter_arn: str | None = None
 ) -> RendersBucket:
-    """Bucket + queue + one ObjectCreated notification per archive suffix under renders/, as deployed."""
+    """Bucket + queue + one ObjectCreated and one ObjectRemoved notification per accepted archive suffix
+    spelling under renders/, as deployed."""
     attributes = {"VisibilityTimeout": str(visibility_timeout)}
     if dead_letter_arn:
         attributes["RedrivePolicy"] = (
@@ -75,7 +94,7 @@ def create_renders_bucket(
             "QueueConfigurations": [
                 {
                     "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
+                    "Events": [event],
                     "Filter": {
                         "Key": {
                             "FilterRules": [
@@ -85,6 +104,7 @@ def create_renders_bucket(
                         }
                     },
                 }
+                for event in EVENTS
                 for suffix in SUFFIXES
             ]
         },
@@ -95,6 +115,9 @@ def create_renders_bucket(
 @pytest.fixture
 def renders(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> RendersBucket:
     monkeypatch.delenv("OUTPUT_BUCKET", raising=False)
+    monkeypatch.delenv("SHARD_BUCKET", raising=False)
+    # Every design to shards/train/ unless a test says otherwise: the split has tests of its own.
+    monkeypatch.setenv("VALIDATION_FRACTION", "0")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     return create_renders_bucket(boto3.client("s3"), boto3.client("sqs"))
 

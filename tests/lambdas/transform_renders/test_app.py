@@ -54,6 +54,10 @@ def read_json(s3: Any, key: str, bucket: str = BUCKET) -> dict[str, Any]:
     return document
 
 
+def train_shard(key: str) -> str:
+    return layout.shard_key(key, layout.TRAIN, shard_prefix="shards/")
+
+
 def good_batch(seed: int = 0) -> bytes:
     return archives.tar_bytes(
         {
@@ -72,8 +76,7 @@ def test_a_good_batch_becomes_one_shard(renders: RendersBucket, lambda_context: 
     # THEN every record succeeded and exactly one shard holds both designs
     assert len(messages) == 2  # the test event + the notification
     assert response == {"batchItemFailures": []}
-    source = layout.SourceObject(key="renders/2026/batch-1.tar.gz", etag=etag)
-    expected_key = layout.shard_key(source, shard_prefix="shards/")
+    expected_key = train_shard("renders/2026/batch-1.tar.gz")
     assert list_keys(renders.s3, BUCKET, "shards/") == [expected_key]
     assert list_keys(renders.s3, BUCKET, "rejected/") == []
     shard = renders.s3.get_object(Bucket=BUCKET, Key=expected_key)
@@ -99,13 +102,12 @@ def test_url_encoded_keys_are_decoded(
 ) -> None:
     # GIVEN an archive whose key needs URL encoding in the notification
     kind = "zip" if key.endswith(".zip") else "tgz" if key.endswith(".tgz") else "tar"
-    etag = upload(renders, key, archives.archive_bytes(archives.design_files("d1"), kind))
+    upload(renders, key, archives.archive_bytes(archives.design_files("d1"), kind))
     # WHEN handled
     response, _ = run_queue(renders, lambda_context)
     # THEN the object was found under its real key and the shard is named after it
     assert response == {"batchItemFailures": []}
-    expected = layout.shard_key(layout.SourceObject(key=key, etag=etag), shard_prefix="shards/")
-    assert list_keys(renders.s3, BUCKET, "shards/") == [expected]
+    assert list_keys(renders.s3, BUCKET, "shards/") == [train_shard(key)]
     assert list_keys(renders.s3, BUCKET, "rejected/") == []
 
 
@@ -132,21 +134,38 @@ def test_duplicate_delivery_overwrites_and_never_duplicates(
     assert renders.s3.get_object(Bucket=BUCKET, Key=shard_keys[0])["Body"].read() == first_shard
 
 
-def test_an_object_deleted_before_processing_is_rejected_and_acknowledged(
+def test_an_object_deleted_before_processing_leaves_no_shard_and_no_record(
     renders: RendersBucket, lambda_context: FakeLambdaContext
 ) -> None:
-    # GIVEN a notification for an object that was deleted before the function ran
-    etag = upload(renders, "renders/gone.zip", archives.zip_bytes(archives.design_files("d1")))
+    # GIVEN a created and a removed notification for an object deleted before the function ran
+    upload(renders, "renders/gone.zip", archives.zip_bytes(archives.design_files("d1")))
     renders.s3.delete_object(Bucket=BUCKET, Key="renders/gone.zip")
     # WHEN handled
-    response, _ = run_queue(renders, lambda_context)
-    # THEN the message is acknowledged and an object_not_found rejection record says so
+    response, messages = run_queue(renders, lambda_context)
+    # THEN both are acknowledged and nothing is written: the batch no longer exists
+    assert len(messages) == 3  # the test event, ObjectCreated, ObjectRemoved
     assert response == {"batchItemFailures": []}
-    source = layout.SourceObject(key="renders/gone.zip", etag=etag)
-    record = read_json(renders.s3, f"rejected/{layout.batch_token(source)}/_batch.json")
-    assert record["reason"] == "object_not_found"
-    assert record["source"]["key"] == "renders/gone.zip"
     assert list_keys(renders.s3, BUCKET, "shards/") == []
+    assert list_keys(renders.s3, BUCKET, "rejected/") == []
+
+
+def test_deleting_a_render_batch_removes_its_shards(
+    renders: RendersBucket, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN a processed batch and another one
+    upload(renders, "renders/keep.tar.gz", good_batch(1))
+    upload(renders, "renders/drop.tar.gz", good_batch(2))
+    run_queue(renders, lambda_context)
+    assert list_keys(renders.s3, BUCKET, "shards/") == sorted(
+        map(train_shard, ["renders/keep.tar.gz", "renders/drop.tar.gz"])
+    )
+    # WHEN one is deleted and its ObjectRemoved notification is handled
+    renders.s3.delete_object(Bucket=BUCKET, Key="renders/drop.tar.gz")
+    response, messages = run_queue(renders, lambda_context)
+    # THEN only its shard is gone
+    assert [json.loads(m["Body"])["Records"][0]["eventName"] for m in messages] == ["ObjectRemoved:Delete"]
+    assert response == {"batchItemFailures": []}
+    assert list_keys(renders.s3, BUCKET, "shards/") == [train_shard("renders/keep.tar.gz")]
 
 
 def test_s3_test_event_is_acknowledged_and_ignored(
@@ -164,7 +183,7 @@ def test_s3_test_event_is_acknowledged_and_ignored(
 
 def test_direct_messages_are_processed(renders: RendersBucket, lambda_context: FakeLambdaContext) -> None:
     # GIVEN an object outside the notification's filter and a direct job message for it (a backfill)
-    etag = upload(renders, "backfill/old batch.tar", archives.tar_bytes(archives.design_files("old-1")))
+    upload(renders, "backfill/old batch.tar", archives.tar_bytes(archives.design_files("old-1")))
     receive_all(renders.sqs, renders.queue_url)  # drop the s3:TestEvent
     renders.sqs.send_message(
         QueueUrl=renders.queue_url,
@@ -174,17 +193,15 @@ def test_direct_messages_are_processed(renders: RendersBucket, lambda_context: F
     response, _ = run_queue(renders, lambda_context)
     # THEN the key is used as is (not URL-decoded) and the shard is written
     assert response == {"batchItemFailures": []}
-    expected = layout.shard_key(
-        layout.SourceObject(key="backfill/old batch.tar", etag=etag), shard_prefix="shards/"
-    )
-    assert list_keys(renders.s3, BUCKET, "shards/") == [expected]
+    assert list_keys(renders.s3, BUCKET, "shards/") == [train_shard("backfill/old batch.tar")]
 
 
 def test_one_notification_with_several_records(
     renders: RendersBucket, lambda_context: FakeLambdaContext
 ) -> None:
     # GIVEN two archives and one notification message naming both
-    etags = [upload(renders, f"renders/multi-{index}.tar.gz", good_batch(index)) for index in range(2)]
+    for index in range(2):
+        upload(renders, f"renders/multi-{index}.tar.gz", good_batch(index))
     messages = receive_all(renders.sqs, renders.queue_url)
     records = [
         json.loads(message["Body"])["Records"][0] for message in messages if "Records" in message["Body"]
@@ -195,12 +212,7 @@ def test_one_notification_with_several_records(
     # THEN both shards exist
     assert len(handled) == 1
     assert response == {"batchItemFailures": []}
-    expected = sorted(
-        layout.shard_key(
-            layout.SourceObject(key=f"renders/multi-{index}.tar.gz", etag=etag), shard_prefix="shards/"
-        )
-        for index, etag in enumerate(etags)
-    )
+    expected = sorted(train_shard(f"renders/multi-{index}.tar.gz") for index in range(2))
     assert list_keys(renders.s3, BUCKET, "shards/") == expected
 
 
@@ -229,7 +241,7 @@ def test_bad_designs_and_bad_batches_are_recorded(
     )
     short = read_json(renders.s3, f"rejected/{token('renders/mixed.tar', mixed_etag)}/short.json")
     assert (short["design_id"], short["reason"]) == ("short", "wrong_view_count")
-    assert short["shard_key"] == list_keys(renders.s3, BUCKET, "shards/")[0]
+    assert short["shard_keys"] == list_keys(renders.s3, BUCKET, "shards/")
     assert read_json(renders.s3, f"rejected/{token('renders/corrupt.zip', corrupt_etag)}/_batch.json")[
         "reason"
     ] == ("corrupt_archive")
@@ -307,18 +319,26 @@ def test_malformed_message_without_output_bucket_goes_to_the_dlq_path(
     assert response == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
 
 
-def test_output_bucket_setting_is_honoured(
+def test_shard_bucket_and_output_bucket_settings_are_honoured(
     renders: RendersBucket, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    renders.s3.create_bucket(Bucket="autostop-shards-test")
-    monkeypatch.setenv("OUTPUT_BUCKET", "autostop-shards-test")
-    monkeypatch.setenv("SHARD_PREFIX", "train/shards/")
+    # GIVEN shards meant for another bucket (the training data bucket) and records for a third
+    renders.s3.create_bucket(Bucket="autostop-data-test")
+    renders.s3.create_bucket(Bucket="autostop-records-test")
+    monkeypatch.setenv("SHARD_BUCKET", "autostop-data-test")
+    monkeypatch.setenv("OUTPUT_BUCKET", "autostop-records-test")
+    monkeypatch.setenv("SHARD_PREFIX", "data/")
     upload(renders, "renders/elsewhere.tgz", good_batch())
+    upload(renders, "renders/bad.tgz", b"not gzip")
+    # WHEN handled
     response, _ = run_queue(renders, lambda_context)
+    # THEN the shard is in the shard bucket, the record in the output bucket, nothing in the source bucket
     assert response == {"batchItemFailures": []}
-    [key] = list_keys(renders.s3, "autostop-shards-test")
-    assert key.startswith("train/shards/elsewhere-")
-    assert list_keys(renders.s3, BUCKET, "shards/") == []
+    [key] = list_keys(renders.s3, "autostop-data-test")
+    assert key.startswith("data/train/elsewhere-")
+    [record] = list_keys(renders.s3, "autostop-records-test")
+    assert record.startswith("rejected/bad-")
+    assert list_keys(renders.s3, BUCKET) == ["renders/bad.tgz", "renders/elsewhere.tgz"]
 
 
 def test_transient_fault_is_a_batch_item_failure(
@@ -422,8 +442,8 @@ def test_the_documented_sqs_event_fixture(renders: RendersBucket, lambda_context
     # THEN all three records succeed and both archives became shards
     assert response == {"batchItemFailures": []}
     assert [key.rsplit("-", 1)[0] for key in list_keys(renders.s3, BUCKET, "shards/")] == [
-        "shards/2026-11/bracket batch+1 ü",
-        "shards/backfill/old batch",
+        "shards/train/2026-11/bracket batch+1 ü",
+        "shards/train/backfill/old batch",
     ]
 
 
@@ -441,10 +461,15 @@ def test_parse_message_shapes() -> None:
                 "eventName": "ObjectRemoved:Delete",
                 "s3": {"bucket": {"name": "b"}, "object": {"key": "renders/x.tar"}},
             },
+            {
+                "eventName": "ObjectRestore:Completed",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": "renders/y.tar"}},
+            },
         ]
     }
     assert app.parse_message(json.dumps(notification)) == [
-        app.ObjectRef(bucket="b", key="renders/a b+.tar", version_id="v", etag="e", size=5)
+        app.ObjectRef(bucket="b", key="renders/a b+.tar", version_id="v", etag="e", size=5),
+        app.ObjectRef(bucket="b", key="renders/x.tar"),
     ]
     assert app.parse_message(json.dumps({"bucket": "b", "key": "k+1 .zip", "version_id": "v2"})) == [
         app.ObjectRef(bucket="b", key="k+1 .zip", version_id="v2")

@@ -199,6 +199,6 @@ def test_handler_runs_from_the_bundled_asset_alone(
         assert modules[name].startswith(str(runtime_boto3)), (name, modules[name])
     # AND the shard it wrote through moto holds the design
     [shard] = renders.s3.list_objects_v2(Bucket=renders.bucket, Prefix="shards/")["Contents"]
-    assert shard["Key"].startswith("shards/bundle test/batch-")
+    assert shard["Key"].startswith("shards/train/bundle test/batch-")
     body = renders.s3.get_object(Bucket=renders.bucket, Key=shard["Key"])["Body"].read()
     assert [design["design_id"] for design in example_proto.designs_in_shard(body)] == ["asset-1"]

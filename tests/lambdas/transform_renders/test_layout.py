@@ -13,23 +13,32 @@ from lambdas.transform_renders.transform import BatchResult, Reason, Rejection
 from tests.lambdas.transform_renders import archives
 
 SOURCE = layout.SourceObject(bucket="renders-bucket", key="renders/2026/batch 01.tar.gz", etag="0123abcd")
-KEY_PATTERN = re.compile(r"shards/2026/batch 01-[0-9a-f]{16}\.tfrecord")
+KEY_PATTERN = re.compile(r"shards/(train|validation)/2026/batch 01-[0-9a-f]{16}\.tfrecord")
 
 
-def test_shard_key_strips_the_prefix_and_suffix_and_adds_a_content_hash() -> None:
-    assert KEY_PATTERN.fullmatch(layout.shard_key(SOURCE, shard_prefix="shards/"))
-
-
-def test_shard_key_is_deterministic_and_changes_with_the_etag() -> None:
-    # GIVEN the same source twice, then the same key with other content
-    again = layout.SourceObject(bucket="other-bucket", key=SOURCE.key, etag="0123abcd", version_id="v9")
-    changed = layout.SourceObject(bucket=SOURCE.bucket, key=SOURCE.key, etag="ffff0000")
-    # THEN a redelivery maps to the same key (bucket and version id do not matter when the ETag is known),
-    # and new content to a new key
-    assert layout.shard_key(again, shard_prefix="shards/") == layout.shard_key(SOURCE, shard_prefix="shards/")
-    assert layout.shard_key(changed, shard_prefix="shards/") != layout.shard_key(
-        SOURCE, shard_prefix="shards/"
+def test_shard_key_strips_the_prefix_and_suffix_and_names_the_split() -> None:
+    assert KEY_PATTERN.fullmatch(layout.shard_key(SOURCE.key, layout.TRAIN, shard_prefix="shards/"))
+    assert layout.shard_keys(SOURCE.key, shard_prefix="shards/") == tuple(
+        layout.shard_key(SOURCE.key, split, shard_prefix="shards/") for split in ("train", "validation")
     )
+    with pytest.raises(ValueError, match="split"):
+        layout.shard_key(SOURCE.key, "test", shard_prefix="shards/")
+
+
+def test_shard_key_depends_on_the_source_key_alone() -> None:
+    # GIVEN the same key, uploaded again with other bytes; and two keys differing only by archive kind
+    shard = layout.shard_key(SOURCE.key, layout.TRAIN, shard_prefix="shards/")
+    # THEN every upload of a key maps to the same shard (replaced, never added), other keys to others
+    assert layout.shard_token(SOURCE.key) == layout.shard_token("renders/2026/batch 01.tar.gz")
+    assert layout.shard_key("renders/a.tar", "train", shard_prefix="s/") != layout.shard_key(
+        "renders/a.zip", "train", shard_prefix="s/"
+    )
+    assert shard.startswith("shards/train/2026/batch 01-")
+
+
+def test_rejection_records_are_named_per_uploaded_version() -> None:
+    changed = layout.SourceObject(bucket=SOURCE.bucket, key=SOURCE.key, etag="ffff0000")
+    assert layout.batch_token(changed) != layout.batch_token(SOURCE)
 
 
 def test_version_id_identifies_the_content_when_there_is_no_etag() -> None:
@@ -39,12 +48,30 @@ def test_version_id_identifies_the_content_when_there_is_no_etag() -> None:
 
 
 def test_keys_outside_renders_keep_their_path_and_long_keys_stay_under_the_s3_limit() -> None:
-    outside = layout.SourceObject(key="backfill/x.tar", etag="e")
-    assert layout.shard_key(outside, shard_prefix="shards/").startswith("shards/backfill/x-")
+    assert layout.shard_key("backfill/x.tar", "train", shard_prefix="shards/").startswith(
+        "shards/train/backfill/x-"
+    )
     long_key = "renders/" + "ü" * 600 + ".zip"
-    key = layout.shard_key(layout.SourceObject(key=long_key, etag="e"), shard_prefix="shards/")
+    key = layout.shard_key(long_key, layout.VALIDATION, shard_prefix="shards/")
     assert len(key.encode()) <= 1024
     assert key.endswith(".tfrecord")
+
+
+def test_design_split_is_a_stable_function_of_the_id_with_the_asked_share() -> None:
+    # GIVEN 10,000 design ids
+    ids = [f"design-{number}" for number in range(10_000)]
+    # THEN about 10% go to validation at 0.1 (a binomial count: 1,000 +- 4.5 standard deviations),
+    # none at 0, and each id's side never changes between calls
+    held_out = [design_id for design_id in ids if layout.design_split(design_id, 0.1) == layout.VALIDATION]
+    assert 865 <= len(held_out) <= 1135
+    assert all(layout.design_split(design_id, 0.0) == layout.TRAIN for design_id in ids)
+    assert held_out == [design_id for design_id in ids if layout.design_split(design_id, 0.1) == "validation"]
+    # AND a larger fraction only moves designs from train to validation, never back
+    assert set(held_out) <= {
+        design_id for design_id in ids if layout.design_split(design_id, 0.3) == "validation"
+    }
+    with pytest.raises(ValueError, match="validation_fraction"):
+        layout.design_split("x", 1.0)
 
 
 def test_etags_are_normalized() -> None:
@@ -80,22 +107,28 @@ def test_message_rejection_keys_are_sanitized() -> None:
     )
 
 
-def test_plan_outputs_writes_a_shard_and_one_record_per_rejection() -> None:
-    # GIVEN a batch with one good design, one bad design and a stray file
+def test_plan_outputs_writes_a_shard_per_split_and_one_record_per_rejection() -> None:
+    # GIVEN a batch with a good design on each side of the split, one bad design and a stray file
+    train_id = next(f"t{n}" for n in range(100) if layout.design_split(f"t{n}", 0.5) == layout.TRAIN)
+    validation_id = next(
+        f"v{n}" for n in range(100) if layout.design_split(f"v{n}", 0.5) == layout.VALIDATION
+    )
     files = {
-        **archives.design_files("good"),
+        **archives.design_files(train_id),
+        **archives.design_files(validation_id),
         **archives.design_files("bad", views=3),
         "stray.txt": b"x",
     }
     result = archives.transform_files(files)
     # WHEN its outputs are planned
-    outputs = layout.plan_outputs(SOURCE, result, shard_prefix="shards/", reject_prefix="rejected/")
-    # THEN there is one shard and two rejection records pointing at it
-    keys = [output.key for output in outputs.objects]
-    assert keys[0] == outputs.shard_key
-    assert KEY_PATTERN.fullmatch(keys[0])
-    assert outputs.designs_written == 1
-    documents = [json.loads(output.body) for output in outputs.objects[1:]]
+    outputs = layout.plan_outputs(
+        SOURCE, result, shard_prefix="shards/", reject_prefix="rejected/", validation_fraction=0.5
+    )
+    # THEN there is one shard per split, nothing to remove, and two rejection records naming both shards
+    assert outputs.shard_keys == layout.shard_keys(SOURCE.key, shard_prefix="shards/")
+    assert outputs.removed_shard_keys == ()
+    assert outputs.designs_written == 2
+    documents = [json.loads(output.body) for output in outputs.records]
     assert sorted((document["reason"], document["design_id"]) for document in documents) == [
         ("stray_member", None),
         ("wrong_view_count", "bad"),
@@ -108,16 +141,34 @@ def test_plan_outputs_writes_a_shard_and_one_record_per_rejection() -> None:
         "design_id": "bad",
         "member": None,
         "source": {"bucket": "renders-bucket", "key": SOURCE.key, "etag": "0123abcd", "version_id": None},
-        "shard_key": outputs.shard_key,
+        "shard_keys": list(outputs.shard_keys),
     }
+    assert outputs.objects == (*outputs.shards, *outputs.records)
     assert outputs.bytes_out == sum(len(output.body) for output in outputs.objects)
 
 
-def test_a_batch_without_good_designs_writes_no_shard() -> None:
+def test_a_split_without_designs_is_removed() -> None:
+    result = archives.transform_files(archives.design_files("only"))
+    outputs = layout.plan_outputs(
+        SOURCE, result, shard_prefix="shards/", reject_prefix="rejected/", validation_fraction=0.0
+    )
+    assert outputs.shard_keys == (layout.shard_key(SOURCE.key, layout.TRAIN, shard_prefix="shards/"),)
+    assert outputs.removed_shard_keys == (
+        layout.shard_key(SOURCE.key, layout.VALIDATION, shard_prefix="shards/"),
+    )
+
+
+def test_a_batch_without_good_designs_writes_no_shard_and_removes_both() -> None:
     result = BatchResult(designs=(), rejections=(Rejection(Reason.NO_DESIGNS, "empty"),))
     outputs = layout.plan_outputs(SOURCE, result, shard_prefix="shards/", reject_prefix="rejected/")
-    assert outputs.shard_key is None
+    assert outputs.shards == ()
+    assert outputs.removed_shard_keys == layout.shard_keys(SOURCE.key, shard_prefix="shards/")
     assert [output.key.rsplit("/", 1)[-1] for output in outputs.objects] == ["_batch.json"]
+    gone = layout.removed_batch(SOURCE.key, shard_prefix="shards/")
+    assert (gone.objects, gone.removed_shard_keys) == (
+        (),
+        layout.shard_keys(SOURCE.key, shard_prefix="shards/"),
+    )
 
 
 def test_malformed_message_record_keeps_the_body() -> None:

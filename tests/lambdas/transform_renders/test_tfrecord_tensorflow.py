@@ -26,8 +26,9 @@ def test_tensorflow_reads_every_field_of_a_shard(tmp_path: Path) -> None:
         **archives.design_files("gear-2", seed=2, family=None),
     }
     designs = archives.transform_files(files, kind="tar.gz").designs
-    source = layout.SourceObject(key="renders/batch.tar.gz", etag="abc")
-    shard_path = tmp_path / layout.shard_key(source, shard_prefix="").replace("/", "_")
+    shard_path = tmp_path / layout.shard_key("renders/batch.tar.gz", layout.TRAIN, shard_prefix="").replace(
+        "/", "_"
+    )
     shard_path.write_bytes(layout.encode_shard(designs))
     spec = {
         "design_id": tensorflow.io.FixedLenFeature([], tensorflow.string),

@@ -404,9 +404,58 @@ def test_archive_over_the_size_bound() -> None:
     assert batch_reason(archives.tar_bytes(GOOD), config=config) == Reason.ARCHIVE_TOO_LARGE
 
 
-@pytest.mark.parametrize("name", ["b.rar", "b.png", "b.gz", "renders/noext"])
+@pytest.mark.parametrize("name", ["b.rar", "b.png", "b.gz", "renders/noext", "b.Tar", "b.tar.GZ", "b.Zip"])
 def test_unsupported_archive_suffix(name: str) -> None:
+    # Mixed-case suffixes too: S3 notification filters are case-sensitive, and only the all-lower and
+    # all-upper spellings are notified, so only those are accepted anywhere.
     assert batch_reason(archives.tar_bytes(GOOD), name=name) == Reason.UNSUPPORTED_ARCHIVE
+
+
+def test_accepted_suffixes_are_each_suffix_in_lower_and_upper_case() -> None:
+    assert transform.ACCEPTED_SUFFIXES == (
+        ".tar.gz",
+        ".TAR.GZ",
+        ".tgz",
+        ".TGZ",
+        ".tar",
+        ".TAR",
+        ".zip",
+        ".ZIP",
+    )
+    assert [transform.archive_kind(f"renders/b{suffix}") for suffix in transform.ACCEPTED_SUFFIXES] == [
+        "tar.gz",
+        "tar.gz",
+        "tar.gz",
+        "tar.gz",
+        "tar",
+        "tar",
+        "zip",
+        "zip",
+    ]
+    assert transform.strip_archive_suffix("renders/B.TAR.GZ") == "renders/B"
+
+
+def test_limits_are_derived_from_memory_in_proportion() -> None:
+    # GIVEN Lambda's smallest, the reference and its largest memory sizes
+    small, reference, large = (transform.Limits.for_memory(mb) for mb in (128, 1024, 10_240))
+    # THEN 1024 MB gives the defaults, each byte bound scales with memory, pixels stop at Pillow's bound
+    assert reference == transform.Limits()
+    assert small.max_archive_bytes * 8 == reference.max_archive_bytes
+    assert small.max_expanded_bytes * 8 == reference.max_expanded_bytes
+    assert small.max_member_bytes * 8 == reference.max_member_bytes
+    assert (small.max_members, large.max_members) == (1_250, 100_000)
+    assert large.max_archive_bytes == 10 * reference.max_archive_bytes
+    assert large.max_image_pixels == 89_478_485
+    # AND what one archive may hold at its peak stays under half of the memory
+    for memory_mb, limits in ((128, small), (1024, reference), (10_240, large)):
+        peak = limits.max_archive_bytes + limits.max_expanded_bytes + limits.max_member_bytes
+        assert peak + 4 * limits.max_image_pixels <= memory_mb * transform.MIB // 2
+
+
+@pytest.mark.parametrize("memory_mb", [0, 127, 10_241, True])
+def test_memory_outside_lambdas_range_is_refused(memory_mb: int) -> None:
+    with pytest.raises(ValueError, match="memory_mb"):
+        transform.Limits.for_memory(memory_mb)
 
 
 @pytest.mark.parametrize(
