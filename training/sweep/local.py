@@ -48,11 +48,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lambdas.stop_training_job import decision
+from lambdas.stop_training_job import cross_job, decision
 from training.debugger import provenance
 from training.sweep import progress as progress_module
 from training.sweep import report as report_module
 from training.sweep import spec as spec_module
+from training.sweep.rung_store import SqliteRungStore
 
 LOCAL_REGION = "local"
 LOCAL_ACCOUNT = "000000000000"
@@ -68,6 +69,10 @@ SIGNAL_SOURCES = ("events", "alarm")
 DEFAULT_STOP_TIMEOUT_S = 120.0  # SageMaker's SIGTERM -> SIGKILL window
 DEFAULT_POLL_INTERVAL_S = 0.1
 SWEEP_TAG_KEY = "autostop:sweep"
+# A job stopped by the cross-job comparison is recorded and tagged like a rule stop, under this name.
+CROSS_JOB_RULE = "CrossJob"
+CROSS_JOB_SOURCE = "autostop.sweep"
+RUNG_STORE_FILE_NAME = "rungs.sqlite"
 
 # The training container's log lines (docs/training.md, docs/debugger.md).
 TRAIN_LINE = re.compile(r"^step=(?P<step>[0-9]+) loss=(?P<loss>\S+) ssim=(?P<ssim>\S+) l2=(?P<l2>\S+)")
@@ -207,6 +212,7 @@ class LocalJob:
     last_train: tuple[float, int] | None = None
     ended_step: int | None = None
     error_line: str | None = None
+    last_rung_step: int = 0  # the latest validation step the cross-job comparison has seen
 
     @property
     def name(self) -> str:
@@ -280,6 +286,9 @@ class LocalSweep:
         self.command = [self.python, "-m", "training.train"]
         self.jobs: dict[str, LocalJob] = {}
         self.decisions: list[dict[str, Any]] = []
+        # Jobs compared with each other at rungs (the spec's cross_job section), in the sweep's SQLite file.
+        self.cross_job = spec.cross_job_settings()
+        self.rung_store: SqliteRungStore | None = None
         self._interrupt = threading.Event()
 
     # --- set-up ---
@@ -434,6 +443,7 @@ class LocalSweep:
             job.record.final_validation = {f"validation:{name}": value for name, value in values.items()}
             job.view.validation = job.record.final_validation.get(self.spec.objective.metric)
             self.progress.update(job.view)
+            self._judge_across_jobs(job, int(match["step"]), values)
             return
         match = ENDED_LINE.match(line)
         if match:
@@ -515,21 +525,92 @@ class LocalSweep:
         """Act on a STOP: SIGTERM (the job checkpoints and exits), then the three tags, as the Lambda does."""
         if job.process is None or not job.running:
             return
-        job.process.send_signal(signal.SIGTERM)
-        job.status = "Stopping"
         job.stop_decision = result
-        job.stop_signalled_at = time.monotonic()
-        tags = decision.stop_tags(result, _utc_now())
-        job.tags.update(tags)
-        (job.directory / TAGS_FILE_NAME).write_text(json.dumps(job.tags, indent=2), encoding="utf-8")
         finding = result.finding
-        job.record.stopped_by_rule = result.rule_name
-        job.record.rule_step = finding.step if finding else None
-        job.record.stop_source = result.source.value if result.source else None
-        job.view.state = "stopping"
+        self._signal_stop(
+            job,
+            rule_name=result.rule_name,
+            step=finding.step if finding else None,
+            source=result.source.value if result.source else None,
+            tags=decision.stop_tags(result, _utc_now()),
+        )
         at = f" at step {finding.step}" if finding and finding.step is not None else ""
         self.progress.event(
             f"{job.name}: rule {result.rule_name} found issues{at} ({job.record.stop_source}); "
+            f"decision: stop -> SIGTERM (step {job.record.steps} of {job.config.steps})"
+        )
+        self.progress.update(job.view)
+
+    def _signal_stop(
+        self,
+        job: LocalJob,
+        *,
+        rule_name: str | None,
+        step: int | None,
+        source: str | None,
+        tags: dict[str, str],
+    ) -> None:
+        """SIGTERM (the job checkpoints and exits), the stop tags, and the record of who stopped it."""
+        if job.process is None:
+            return
+        job.process.send_signal(signal.SIGTERM)
+        job.status = "Stopping"
+        job.stop_signalled_at = time.monotonic()
+        job.tags.update(tags)
+        (job.directory / TAGS_FILE_NAME).write_text(json.dumps(job.tags, indent=2), encoding="utf-8")
+        job.record.stopped_by_rule = rule_name
+        job.record.rule_step = step
+        job.record.stop_source = source
+        job.view.state = "stopping"
+
+    # --- the cross-job comparison (lambdas/stop_training_job/cross_job.py, the Lambda's core) ---
+
+    def _open_rung_store(self) -> None:
+        """A fresh comparison per run: a re-run of the sweep starts every job afresh (``_prepare``)."""
+        if self.cross_job is None:
+            return
+        rungs = self.directory / RUNG_STORE_FILE_NAME
+        rungs.unlink(missing_ok=True)
+        self.rung_store = SqliteRungStore(rungs)
+
+    def _judge_across_jobs(self, job: LocalJob, step: int, values: Mapping[str, float]) -> None:
+        """At the first validation at or after a rung: record the objective there and judge the job."""
+        settings = self.cross_job
+        if (
+            settings is None
+            or self.rung_store is None
+            or not job.running
+            or job.stop_signalled_at is not None
+        ):
+            return
+        rung = cross_job.rung_reached(settings, job.last_rung_step, step)
+        job.last_rung_step = max(job.last_rung_step, step)
+        if rung is None:
+            return
+        value = values.get(self.spec.objective.metric.split(":", 1)[1], math.nan)
+        peers = self.rung_store.report(sweep=self.spec.name, rung=rung, job=job.name, value=value)
+        judged = cross_job.judge(settings, rung=rung, job=job.name, peers=peers)
+        self.decisions.append(
+            {"job": job.name, "action": judged.verdict.value, "rule": CROSS_JOB_RULE, "reason": judged.reason}
+        )
+        if not judged.stops:
+            return
+        if settings.dry_run or self.config.dry_run:
+            self.progress.event(f"{job.name}: {judged.reason} at rung {rung}; would stop (not stopping)")
+            return
+        self._signal_stop(
+            job,
+            rule_name=CROSS_JOB_RULE,
+            step=step,
+            source=CROSS_JOB_SOURCE,
+            tags={
+                decision.TAG_STOPPED_BY_RULE: CROSS_JOB_RULE,
+                decision.TAG_STOPPED_AT: _utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                decision.TAG_STOP_SOURCE: CROSS_JOB_SOURCE,
+            },
+        )
+        self.progress.event(
+            f"{job.name}: {settings.policy.value} at rung {rung}: {judged.reason}; "
             f"decision: stop -> SIGTERM (step {job.record.steps} of {job.config.steps})"
         )
         self.progress.update(job.view)
@@ -557,10 +638,10 @@ class LocalSweep:
             record.seconds_to_stop = ended - job.stop_signalled_at
         code = job.process.returncode
         failure = self._failure_reason(job, code)
-        if job.interrupted and job.stop_decision is None:
+        if job.interrupted and job.stop_signalled_at is None:
             record.state = report_module.INTERRUPTED
             job.status = "Stopped"
-        elif job.stop_decision is not None:
+        elif job.stop_signalled_at is not None:
             record.state = report_module.STOPPED
             job.status = "Stopped"
             if code != 0:
@@ -662,6 +743,7 @@ class LocalSweep:
     def run(self) -> report_module.SweepRecord:
         self._check_datasets()
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._open_rung_store()
         started_at = _utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
         started = time.monotonic()
         for config in self.configs:

@@ -57,8 +57,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lambdas.stop_training_job import decision
+from lambdas.stop_training_job import cross_job, decision
 from training import hparams as hparams_module
+from training.sweep import cross_job_spec
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".toml")
 SWEEP_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
@@ -257,6 +258,13 @@ class SweepSpec:
     tags: Mapping[str, str]
     sagemaker: SageMakerSettings
     description: str = ""
+    cross_job: cross_job_spec.CrossJobSpec | None = None
+
+    def cross_job_settings(self) -> cross_job.CrossJobSettings | None:
+        """The cross-job comparison for this spec's objective and budget (``None``: jobs are not compared)."""
+        if self.cross_job is None:
+            return None
+        return self.cross_job.settings(goal=self.objective.goal, max_steps=self.steps_per_job)
 
     def jobs(self) -> list[JobConfig]:
         """The job configurations (validated when the spec was loaded, so this cannot fail)."""
@@ -398,6 +406,7 @@ TOP_LEVEL_KEYS = (
     "variants",
     "datasets",
     "rules",
+    "cross_job",
     "debugger",
     "stopping",
     "tags",
@@ -476,6 +485,11 @@ def parse_spec(document: object, *, source: str = "<spec>") -> SweepSpec:
     stopping = _parse_stopping(root.get("stopping", {}), rules, problems)
     tags = _parse_tags(root.get("tags", {}), problems)
     sagemaker = _parse_sagemaker(root.get("sagemaker", {}), problems)
+    compare_jobs = None
+    if "cross_job" in root:
+        compare_jobs, cross_job_problems = cross_job_spec.parse(root["cross_job"])
+        for path, message in cross_job_problems:
+            problems.add(path, message)
 
     if problems.items or name is None or seed is None or max_parallel is None or steps is None:
         raise SpecError(source, problems.items)
@@ -499,6 +513,7 @@ def parse_spec(document: object, *, source: str = "<spec>") -> SweepSpec:
         tags=tags,
         sagemaker=sagemaker,
         description=description,
+        cross_job=compare_jobs,
     )
     _check_expansion(spec, problems.items)
     if problems.items:
