@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,6 +183,28 @@ def test_records_json_is_rewritten_as_each_job_ends(fake_sagemaker: FakeSageMake
     assert snapshots[0] == [report.RUNNING, report.RUNNING, report.NOT_STARTED]
     assert snapshots[1] == [report.COMPLETED, report.RUNNING, report.NOT_STARTED]
     assert saved_states(tmp_path) == [report.COMPLETED] * 3
+
+
+def test_each_job_gets_its_own_signing_key_which_the_stop_lambda_reads_back(
+    fake_sagemaker: FakeSageMaker,
+) -> None:
+    from lambdas.stop_training_job import provenance as lambda_provenance
+
+    # WHEN launching
+    launcher(None, sleep=lambda _: end_running_jobs(fake_sagemaker)).run()
+    # THEN every CreateTrainingJob carried a well-formed key, a different one per job
+    keys = [
+        call.params["HyperParameters"]["autostop_signing_key"]
+        for call in fake_sagemaker.calls_to("CreateTrainingJob")
+    ]
+    assert len(keys) == 3
+    assert len(set(keys)) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32,256}", key) for key in keys)
+    # AND the stop Lambda finds each job's key in its DescribeTrainingJob, as it verifies events with it
+    sagemaker_client = boto3.client("sagemaker", region_name="us-east-1")
+    for name, key in zip(JOBS, keys, strict=True):
+        description = sagemaker_client.describe_training_job(TrainingJobName=name)
+        assert lambda_provenance.signing_key(description) == key
 
 
 def test_a_jobs_record_carries_its_billable_seconds(fake_sagemaker: FakeSageMaker) -> None:

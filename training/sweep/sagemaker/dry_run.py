@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from training.debugger import contract
 from training.sweep import spec as spec_module
 from training.sweep.sagemaker import alarms, sdk
 from training.sweep.sagemaker.settings import LaunchSettings
@@ -42,6 +43,10 @@ def print_plan(
     write(
         f"dry run: sweep {spec.name}: {len(planned)} training jobs, at most {spec.max_parallel_jobs} in "
         "flight; nothing is sent"
+    )
+    write(
+        f"# when launched, each job's HyperParameters also get {contract.SIGNING_KEY_HYPERPARAMETER}: a new "
+        "random key per job (its stop events are signed with it)"
     )
     sources = {
         rule["RuleParameters"]["source_s3_uri"]

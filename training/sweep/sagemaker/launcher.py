@@ -1,7 +1,10 @@
 """Launch, watch and record a sweep on SageMaker, at most ``max_parallel_jobs`` in flight.
 
-For each job: build the request offline (``sdk.RequestBuilder``), send ``CreateTrainingJob`` with Ctrl-C
-deferred (so a job is recorded exactly when it exists), then create its per-job alarms. Poll
+For each job: build the request offline (``sdk.RequestBuilder``), give it its own random signing key
+(hyperparameter ``autostop_signing_key``: the job signs its stop events with it and the stop Lambda verifies
+them against the key DescribeTrainingJob returns, training/debugger/provenance.py), send
+``CreateTrainingJob`` with Ctrl-C deferred (so a job is recorded exactly when it exists), then create its
+per-job alarms. Poll
 ``DescribeTrainingJob`` and launch queued jobs as others end; when a job ends, record it, delete its alarms
 and rewrite ``records.json``.
 
@@ -27,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from training.debugger import contract, provenance
 from training.sweep import report as report_module
 from training.sweep import spec as spec_module
 from training.sweep.sagemaker import alarms, custom_rules, faults, records, sdk
@@ -176,6 +180,11 @@ class SageMakerSweep:
         if self._builder is None:
             self._builder = sdk.RequestBuilder(self.spec, self.launch)
         request = self._builder.create_training_job(job)
+        # A fresh key per job and per request: never in the spec, the records or the dry run's output.
+        request["HyperParameters"] = {
+            **request.get("HyperParameters", {}),
+            contract.SIGNING_KEY_HYPERPARAMETER: provenance.new_signing_key(),
+        }
         if self.hyperparameters_for is not None:
             request["HyperParameters"] = {
                 **request.get("HyperParameters", {}),
