@@ -47,8 +47,13 @@ def test_without_rules_or_a_hook_configuration_nothing_is_recorded(tmp_path: Pat
 def test_rules_turn_recording_on_at_the_default_place_with_the_job_from_sagemakers_environment(
     tmp_path: Path,
 ) -> None:
-    # GIVEN rules as a hyperparameter, SageMaker's job variables and the local runner's events file
-    environ = {"TRAINING_JOB_ARN": support.JOB_ARN, wiring.EVENTS_FILE_ENV: str(tmp_path / "events.jsonl")}
+    # GIVEN rules as a hyperparameter, SageMaker's job variables, the job's signing key and the local
+    # runner's events file
+    environ = {
+        "TRAINING_JOB_ARN": support.JOB_ARN,
+        "AUTOSTOP_SIGNING_KEY": support.SAMPLE_SIGNING_KEY,
+        wiring.EVENTS_FILE_ENV: str(tmp_path / "events.jsonl"),
+    }
 
     settings = _settings(
         tmp_path,
