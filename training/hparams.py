@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 LOSSES = ("ssim", "l2", "ssim_l1")
+# How the encoder combines the views (training/model.py): "none" stacks them on the channel axis (the
+# reference model); "mean"/"max" encode every view with the same convolutions and pool over the views.
+VIEW_POOLINGS = ("none", "mean", "max")
 DECAYS = ("none", "exponential", "inverse_time")
 # Keys the SageMaker Python SDK adds to every job's hyperparameters; they are not ours to validate.
 SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
@@ -51,6 +54,8 @@ class ArchitectureSpec:
     encoder_strides: tuple[int, ...]
     bottleneck_units: tuple[int, ...]
     embedding_size: int
+    view_pooling: str = "none"
+    normalize_embedding: bool = False
 
     @property
     def downsampling_factor(self) -> int:
@@ -121,6 +126,10 @@ class HyperParameters:
     bottleneck_layers: int | None = None
     bottleneck_width: int | None = None
     embedding_size: int | None = None
+    # Model options (docs/model.md): pool per-view encodings over the views, and/or scale the embedding
+    # to unit length. Both off by default: the reference model.
+    view_pooling: str = "none"
+    normalize_embedding: bool = False
     checkpoint_interval: int = 100
     checkpoints_to_keep: int = 2
     log_interval: int = 10
@@ -166,6 +175,8 @@ class HyperParameters:
             encoder_strides=preset.encoder_strides,
             bottleneck_units=(width,) * layers,
             embedding_size=embedding,
+            view_pooling=self.view_pooling,
+            normalize_embedding=self.normalize_embedding,
         )
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -243,6 +254,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "bottleneck_layers": _parse_optional_int,
     "bottleneck_width": _parse_optional_int,
     "embedding_size": _parse_optional_int,
+    "view_pooling": _parse_choice(VIEW_POOLINGS),
+    "normalize_embedding": _parse_bool,
     "checkpoint_interval": _parse_int,
     "checkpoints_to_keep": _parse_int,
     "log_interval": _parse_int,

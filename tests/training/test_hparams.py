@@ -71,6 +71,8 @@ def test_learning_rate_zero_is_allowed() -> None:
         ({"checkpoint_interval": "0"}, "checkpoint_interval must be > 0"),
         ({"embedding_size": "0"}, "embedding_size must be > 0"),
         ({"lerning_rate": "0.1"}, "unknown hyperparameter 'lerning_rate'"),
+        ({"view_pooling": "sum"}, "unknown view_pooling 'sum': expected one of none, mean, max"),
+        ({"normalize_embedding": "yes"}, "normalize_embedding must be true or false, got 'yes'"),
     ],
 )
 def test_bad_values_raise_an_error_naming_the_problem(values: dict[str, str], expected: str) -> None:
@@ -145,3 +147,13 @@ def test_architecture_overrides_apply_to_the_preset() -> None:
     assert architecture.encoder_filters == (4, 4, 8, 8, 12, 12, 16, 16)
     assert architecture.bottleneck_units == (16, 16, 16)
     assert architecture.embedding_size == 8
+
+
+def test_model_options_are_off_by_default_and_reach_the_architecture() -> None:
+    # GIVEN the defaults and SageMaker-style strings for the model options
+    default = hparams.HyperParameters().architecture()
+    chosen = hparams.from_mapping({"view_pooling": "max", "normalize_embedding": "true"}).architecture()
+
+    # THEN the reference model is the default, and the options land in the architecture
+    assert (default.view_pooling, default.normalize_embedding) == ("none", False)
+    assert (chosen.view_pooling, chosen.normalize_embedding) == ("max", True)

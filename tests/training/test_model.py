@@ -88,3 +88,52 @@ def test_an_image_size_the_encoder_cannot_halve_is_refused() -> None:
     architecture = hparams.HyperParameters().architecture()
     with pytest.raises(ValueError, match="not a multiple of the encoder's downsampling factor 16"):
         model.build_autoencoder(architecture, image_size=40, num_views=3)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_view_pooling_gives_an_embedding_that_ignores_the_order_of_the_views(pooling: str) -> None:
+    # GIVEN a small view-pooling model with a unit-length embedding, and a batch of designs
+    autoencoder, encoder = model.build_model(_tiny(view_pooling=pooling, normalize_embedding=True))
+    views = np.random.default_rng(1).random((3, 32, 32, 6), np.float32)
+
+    # WHEN the views of every design are shuffled
+    shuffled = views[..., [4, 0, 5, 2, 1, 3]]
+    embedded = np.asarray(encoder(views))
+    embedded_shuffled = np.asarray(encoder(shuffled))
+
+    # THEN the embedding is the same (up to float summation order), of unit length, and not constant
+    np.testing.assert_allclose(embedded, embedded_shuffled, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embedded, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(embedded[0], embedded[1])
+    # AND the autoencoder still maps views to views in the same layout, through the shared embedding
+    assert autoencoder.output.shape == (None, 32, 32, 6)
+    assert encoder.get_layer("embedding") is autoencoder.get_layer("embedding")
+    assert encoder.layers[-1].name == "embedding"
+    # AND the per-view convolutions share one set of weights whatever the number of views
+    assert autoencoder.get_layer("encoder_conv_1").layer.kernel.shape == (3, 3, 1, 4)
+
+
+def test_view_pooling_model_is_no_larger_for_the_optimized_preset() -> None:
+    # GIVEN both presets with view pooling at the default input
+    parameters = {
+        name: model.build_model(hparams.HyperParameters(preset=name, view_pooling="mean"))[0].count_params()
+        for name in hparams.PRESETS
+    }
+
+    # THEN optimized keeps to 0.6x the baseline's parameters
+    assert parameters["optimized"] <= 0.6 * parameters["baseline"]
+
+
+def test_a_view_pooling_model_saves_and_loads_as_the_analysis_tools_load_it(tmp_path: Path) -> None:
+    from training.analysis import embeddings
+
+    # GIVEN a saved view-pooling autoencoder
+    autoencoder, encoder = model.build_model(_tiny(view_pooling="max"))
+    autoencoder.save(tmp_path / "autoencoder.keras")
+    views = np.random.default_rng(2).random((2, 32, 32, 6), np.float32)
+
+    # WHEN its encoder is taken from the saved file
+    loaded = embeddings.load_encoder(tmp_path / "autoencoder.keras")
+
+    # THEN it gives the same signatures
+    np.testing.assert_allclose(np.asarray(loaded(views)), np.asarray(encoder(views)), atol=1e-6)
