@@ -72,6 +72,31 @@ def test_perfectly_separated_families_score_one() -> None:
     assert (report.precision_at_k, report.mean_average_precision) == (1.0, 1.0)
 
 
+def test_groups_are_evaluated_among_themselves() -> None:
+    # GIVEN families a and b in one group, c in another
+    embedded = embeddings.EmbeddingSet(
+        vectors=np.array([[0.0], [0.1], [5.0], [5.1], [0.05], [9.0]], np.float32),
+        design_ids=("a1", "a2", "b1", "b2", "c1", "c2"),
+        families=("a", "a", "b", "b", "c", "c"),
+    )
+
+    # WHEN retrieval is evaluated by group
+    reports = search.evaluate_by_group(embedded, {"a": "seen", "b": "seen", "c": "new"}, k=1)
+
+    # THEN c's designs rank only each other (in the whole set a's designs would come between them)
+    assert search.evaluate_retrieval(embedded, k=1).families[2].precision_at_k == 0.0
+    assert reports["new"].precision_at_k == 1.0
+    assert reports["new"].designs == 2
+    assert reports["seen"].precision_at_k == 1.0
+    assert reports["seen"].designs == 4
+    assert list(reports) == ["new", "seen"]
+
+
+def test_a_family_without_a_group_is_a_clear_error() -> None:
+    with pytest.raises(search.SearchError, match="no group given for families: 'c'"):
+        search.evaluate_by_group(fixed_set(), {"a": "seen", "b": "seen", "": "seen"})
+
+
 def test_index_queries_exclude_and_rank() -> None:
     index = search.SimilarityIndex(fixed_set())
 
