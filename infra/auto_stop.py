@@ -19,6 +19,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra import bundling, defaults, event_patterns
@@ -36,6 +37,9 @@ ISSUES_FOUND_METRIC = "IssuesFound"
 # stop request older than an hour is stale: the job has run on for an hour or has ended.
 TARGET_MAX_EVENT_AGE = cdk.Duration.hours(1)
 TARGET_RETRY_ATTEMPTS = 8
+
+# The stack output naming the SSM parameter with the deployed scope (the launcher reads it before a sweep).
+SCOPE_PARAMETER_OUTPUT = "ScopeParameterName"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +89,8 @@ class AutoStop(Construct):
 
     Attributes: ``function``, ``role``, ``log_group`` (the stop Lambda), ``dead_letter_queue`` (events that
     could not be delivered or processed), ``topic`` and ``topic_key`` (notifications, KMS-encrypted),
-    ``email_subscription`` (or None), ``rules`` and ``alarms``.
+    ``email_subscription`` (or None), ``rules``, ``alarms`` and ``scope_parameter`` (the deployed scope:
+    tag, job prefix, stopping rules, dry run, as JSON; its name is the ``ScopeParameterName`` output).
     """
 
     def __init__(
@@ -130,6 +135,21 @@ class AutoStop(Construct):
         self.function: lambda_.Function = stop_function.function
         self.role = stop_function.role
         self.log_group = stop_function.log_group
+
+        # One scope: the launcher reads what this stack acts on instead of assuming it, and refuses a sweep
+        # whose jobs it would not act on (training/sweep/scope.py). Not secret: a plain String parameter.
+        self.scope_parameter = ssm.StringParameter(
+            self,
+            "ScopeParameter",
+            description="autostop: the scope the stop Lambda acts on (read by the sweep launcher)",
+            string_value=settings.scope_document(),
+        )
+        cdk.CfnOutput(
+            self,
+            SCOPE_PARAMETER_OUTPUT,
+            value=self.scope_parameter.parameter_name,
+            description="SSM parameter with the deployed scope (tag, job prefix, stopping rules, dry run)",
+        ).override_logical_id(SCOPE_PARAMETER_OUTPUT)
 
         self.rules = AutoStopRules(
             training_job_state_change=self._rule(

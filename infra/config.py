@@ -85,6 +85,9 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _MAX_EMAIL_LENGTH = 254
 
 EVERY_RULE = "*"
+# The scope document the stop stack publishes (``AutostopSettings.scope_document``).
+SCOPE_DOCUMENT_VERSION_KEY = "version"
+SCOPE_DOCUMENT_VERSION = 1
 
 
 class ConfigurationError(ValueError):
@@ -214,6 +217,25 @@ class AutostopSettings:
     def stopping_rules_setting(self) -> str:
         """The ``AUTOSTOP_STOPPING_RULES`` value: ``*`` or the comma-separated names."""
         return EVERY_RULE if self.stopping_rules is None else ",".join(self.stopping_rules)
+
+    def scope_document(self) -> str:
+        """What the stop stack acts on, as the launcher reads it (``training/sweep/scope.py``) from the SSM
+        parameter the stack publishes: one JSON object, keys sorted, so the launcher and the Lambda can never
+        disagree about the tag, the job prefix, the stopping rules or dry run."""
+        import json
+
+        return json.dumps(
+            {
+                SCOPE_DOCUMENT_VERSION_KEY: SCOPE_DOCUMENT_VERSION,
+                "tagKey": self.tag_key,
+                "tagValue": self.tag_value,
+                "jobPrefix": self.job_prefix,
+                "stoppingRules": EVERY_RULE if self.stopping_rules is None else list(self.stopping_rules),
+                "dryRun": self.dry_run,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
 
     @property
     def per_job_alarm_name_prefix(self) -> str:

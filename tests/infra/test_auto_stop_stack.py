@@ -6,6 +6,7 @@ Lambda bundled by infra/bundling.py), so these assertions read what ``cdk deploy
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from infra.config import AUDIT_TAG_KEYS, AutostopSettings
 from lambdas.stop_training_job import vocabulary
 from tests.infra.conftest import Synthesized
 from tests.support import cdk as cdk_support
+from training.sweep import scope
 
 Synth = Callable[..., Synthesized]
 
@@ -516,6 +518,36 @@ def test_outputs_name_topic_function_and_queue(default_app: Synthesized) -> None
     assert outputs["NotificationTopicArn"]["Value"] == {"Ref": topic_id}
     assert outputs["StopFunctionName"]["Value"] == {"Ref": function_id}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": queue_id}
+
+
+def test_the_scope_parameter_holds_the_deployed_settings_and_its_name_is_an_output(synth: Synth) -> None:
+    # GIVEN a stack with a custom tag, job prefix, stopping rules and dry run
+    context = {
+        "autostop:tagKey": "team:stop",
+        "autostop:tagValue": "yes",
+        "autostop:jobPrefix": "Sweep-",
+        "autostop:stoppingRules": "team:Loss,VanishingGradient",
+        "autostop:dryRun": True,
+    }
+    synthesized = synth(context)
+    # THEN one String parameter holds exactly the document the launcher parses (training/sweep/scope.py)
+    parameter_id, parameter = synthesized.only("AWS::SSM::Parameter")
+    assert parameter["Properties"]["Type"] == "String"
+    document = parameter["Properties"]["Value"]
+    assert document == stacks_settings(context).scope_document()
+    assert json.loads(document) == {
+        "version": 1,
+        "tagKey": "team:stop",
+        "tagValue": "yes",
+        "jobPrefix": "Sweep-",
+        "stoppingRules": ["team:Loss", "VanishingGradient"],
+        "dryRun": True,
+    }
+    deployed = scope.DeployedScope.from_document(document, source="template")
+    assert (deployed.tag_key, deployed.job_prefix, deployed.dry_run) == ("team:stop", "Sweep-", True)
+    # AND its name is the ScopeParameterName output the launcher reads
+    output = synthesized.template_json["Outputs"][scope.SCOPE_PARAMETER_OUTPUT]
+    assert output["Value"] == {"Ref": parameter_id}
 
 
 def test_construct_exposes_what_it_made(default_app: Synthesized) -> None:
