@@ -1,4 +1,5 @@
-"""Load: 2,000 render batches, 8 concurrent handler workers, 10% transient S3 faults, with redelivery.
+"""Load: 1,000 render batches, 8 concurrent handler workers, 10% transient S3 faults, with redelivery, and
+re-uploads and deletions of some batches while the workers run.
 
 What runs for real: moto's S3 (over HTTP) notifies moto's SQS queue for every upload; 8 worker threads
 each loop like Lambda's SQS event source mapping: ReceiveMessage (up to 10), call the real handler, delete
@@ -6,15 +7,22 @@ the messages it acknowledged, and make the ones it reported as batch item failur
 (ChangeMessageVisibility 0, i.e. the visibility timeout expiring). A DLQ with a high maxReceiveCount sits
 behind the queue; it must stay empty.
 
+About 10% of the batches are uploaded a second time with other designs (some good, some bad), and about 3%
+are deleted, each some 50 uploads after the first upload: by then the first version may be processed,
+queued, or being processed by another worker. Only the last version of a key may be in the shards.
+
 The one injected part (a documented test double): the handler's S3 client gets wrappers around
-``get_object`` and ``put_object`` that, on a seeded 10% of calls, raise what botocore raises once its own
+``get_object``, ``put_object``, ``head_object`` and ``delete_object`` that, on a seeded 10% of calls,
+raise what botocore raises once its own
 retries are exhausted: ``EndpointConnectionError`` (network) or a ``ClientError`` with HTTP 503
 ``SlowDown`` (throttling). Whether attempt N for a key faults is decided by hashing (seed, operation, key,
 N), so the faults are the same whatever the thread interleaving. A fault on ``put_object`` lands after a
 shard was possibly written: the retry must rewrite the same keys, never add new ones.
 
-Then it counts, without sampling: every good design is in exactly one shard (read back and parsed), every
-bad design and bad batch has its rejection record, no shard is unexpected, both queues are empty.
+Then it counts, without sampling: every good design of every key's last version is in exactly one shard
+(read back and parsed) of the split its id names, no design of an earlier version or a deleted batch is in
+any shard, every bad design and bad batch of a last version has its rejection record, no shard is
+unexpected, both queues are empty.
 """
 
 from __future__ import annotations
@@ -52,56 +60,100 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:No application metrics to publish"),
 ]
 
-BATCHES = 2_000
+BATCHES = 1_000
 WORKERS = 8
 UPLOADERS = 2
 FAULT_RATE = 0.10
 SEED = 20_261_122
-DEADLINE_S = 240.0
+DEADLINE_S = 600.0  # a hang guard, not a performance bound: the machine may be shared and slow
 KINDS = ("tar", "tar.gz", "zip")
+
+
+REUPLOAD_RATE = 0.10
+DELETE_RATE = 0.03
+SECOND_EVENT_DELAY = 50  # uploads between a key's first upload and its re-upload or deletion
 
 
 @dataclasses.dataclass
 class Plan:
-    """Every batch uploaded and what must come out of it."""
+    """Every upload and deletion, in order, and what must come out of the last version of each key."""
 
-    archives: dict[str, bytes] = dataclasses.field(default_factory=dict)
-    good_designs: set[str] = dataclasses.field(default_factory=set)
-    bad_designs: set[str] = dataclasses.field(default_factory=set)
-    rejected_batches: set[str] = dataclasses.field(default_factory=set)  # keys with a batch-level record
+    events: list[tuple[str, bytes | None]] = dataclasses.field(default_factory=list)  # None: delete
+    good_designs: set[str] = dataclasses.field(default_factory=set)  # of each key's last version
+    good_by_key: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # the same, per key
+    bad_designs: set[str] = dataclasses.field(default_factory=set)  # of each key's last version
+    rejected_batches: set[str] = dataclasses.field(default_factory=set)  # last versions with a batch record
+    earlier_designs: set[str] = dataclasses.field(default_factory=set)  # replaced or deleted: in no shard
+    earlier_bad_designs: set[str] = dataclasses.field(default_factory=set)  # may have been recorded
+
+    @property
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(key for key, _ in self.events))
+
+
+@dataclasses.dataclass
+class Version:
+    data: bytes
+    good: set[str]
+    bad: set[str]
+    batch_rejected: bool
+
+
+def build_version(rng: random.Random, pool: list[bytes], batch: int, kind: str, tag: str) -> Version:
+    """2-3 designs of 12 views; ~15% with a bad design, ~4% all bad, ~3% a corrupt archive."""
+    roll = rng.random()
+    if roll < 0.03:
+        return Version(data=b"corrupt " * rng.randint(1, 50), good=set(), bad=set(), batch_rejected=True)
+    files: dict[str, bytes] = {}
+    good: set[str] = set()
+    bad_ids: set[str] = set()
+    count = rng.randint(2, 3)
+    all_bad = roll < 0.07
+    bad_index = rng.randrange(count) if (all_bad or roll < 0.22) else -1
+    for index in range(count):
+        design_id = f"b{batch:05d}-{tag}{index}"
+        bad = all_bad or index == bad_index
+        for number in range(11 if bad else 12):
+            files[f"{design_id}/view_{number:02d}.png"] = pool[rng.randrange(len(pool))]
+        files[f"{design_id}/meta.json"] = json.dumps({"family": "load"}).encode()
+        (bad_ids if bad else good).add(design_id)
+    return Version(data=archives.archive_bytes(files, kind), good=good, bad=bad_ids, batch_rejected=all_bad)
 
 
 def build_plan() -> Plan:
-    """2-3 designs of 12 views (8x8..16x16 PNGs) per batch; ~15% with a bad design, ~4% all bad, ~3% corrupt.
+    """1,000 keys; ~10% re-uploaded with other designs, ~3% deleted, each ~50 uploads after the first.
 
     View PNGs come from a small pre-encoded pool (encoding is not what is under test); design ids are unique.
     """
     rng = random.Random(SEED)
     pool = [archives.image_bytes(rng.randint(8, 16), rng.randint(8, 16), seed=index) for index in range(48)]
     plan = Plan()
+    later: dict[int, list[tuple[str, bytes | None]]] = collections.defaultdict(list)
     for batch in range(BATCHES):
+        plan.events.extend(later.pop(batch, []))
         kind = KINDS[batch % len(KINDS)]
         key = f"renders/load/batch-{batch:05d}.{kind}"
+        first = build_version(rng, pool, batch, kind, "d")
+        plan.events.append((key, first.data))
         roll = rng.random()
-        if roll < 0.03:
-            plan.archives[key] = b"corrupt " * rng.randint(1, 50)
-            plan.rejected_batches.add(key)
-            continue
-        files: dict[str, bytes] = {}
-        count = rng.randint(2, 3)
-        all_bad = roll < 0.07
-        bad_index = rng.randrange(count) if (all_bad or roll < 0.22) else -1
-        for index in range(count):
-            design_id = f"b{batch:05d}-d{index}"
-            bad = all_bad or index == bad_index
-            views = 11 if bad else 12
-            for number in range(views):
-                files[f"{design_id}/view_{number:02d}.png"] = pool[rng.randrange(len(pool))]
-            files[f"{design_id}/meta.json"] = json.dumps({"family": "load"}).encode()
-            (plan.bad_designs if bad else plan.good_designs).add(design_id)
-        if all_bad:
-            plan.rejected_batches.add(key)  # no_valid_designs
-        plan.archives[key] = archives.archive_bytes(files, kind)
+        last: Version | None = first
+        if roll < REUPLOAD_RATE:
+            last = build_version(rng, pool, batch, kind, "r")
+            later[batch + SECOND_EVENT_DELAY].append((key, last.data))
+        elif roll < REUPLOAD_RATE + DELETE_RATE:
+            last = None
+            later[batch + SECOND_EVENT_DELAY].append((key, None))
+        if last is not first:
+            plan.earlier_designs |= first.good | first.bad
+            plan.earlier_bad_designs |= first.bad
+        if last is not None:
+            plan.good_designs |= last.good
+            plan.good_by_key[key] = last.good
+            plan.bad_designs |= last.bad
+            if last.batch_rejected:
+                plan.rejected_batches.add(key)
+    for events in later.values():
+        plan.events.extend(events)
     return plan
 
 
@@ -112,6 +164,8 @@ class FaultInjector:
         self._client = client
         self._get_object = client.get_object
         self._put_object = client.put_object
+        self._head_object = client.head_object
+        self._delete_object = client.delete_object
         self._attempts: collections.Counter[tuple[str, str]] = collections.Counter()
         self._lock = threading.Lock()
         self.calls = 0
@@ -149,10 +203,20 @@ class FaultInjector:
             raise self._fault("PutObject", kwargs["Key"])
         return self._put_object(**kwargs)
 
+    def head_object(self, **kwargs: Any) -> Any:
+        if self._should_fail("HeadObject", kwargs["Key"]):
+            raise self._fault("HeadObject", kwargs["Key"])
+        return self._head_object(**kwargs)
+
+    def delete_object(self, **kwargs: Any) -> Any:
+        if self._should_fail("DeleteObject", kwargs["Key"]):
+            raise self._fault("DeleteObject", kwargs["Key"])
+        return self._delete_object(**kwargs)
+
 
 @pytest.fixture
 def quiet_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """2,000+ INFO lines and EMF documents are not what this test checks (test_app.py does)."""
+    """1,000+ INFO lines and EMF documents are not what this test checks (test_app.py does)."""
     level = app.logger.level
     app.logger.setLevel(logging.WARNING)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
@@ -179,25 +243,32 @@ class Pipeline:
 
     def __init__(self, s3: Any, sqs: Any, renders: RendersBucket, plan: Plan) -> None:
         self.s3, self.sqs, self.renders, self.plan = s3, sqs, renders, plan
-        self.etags: dict[str, str] = {}
+        self.sent = 0  # uploads and deletions made, each one notification
         self.settled: set[str] = set()
         self.stats = collections.Counter[str]()
         self.condition = threading.Condition()
         self.queue_mutation = threading.Lock()
         self.deadline = time.monotonic() + DEADLINE_S
-        self.expected_messages = len(plan.archives) + 1  # + the s3:TestEvent
+        self.expected_messages = len(plan.events) + 1  # + the s3:TestEvent
 
     def upload(self, share: int) -> None:
-        for key, data in list(self.plan.archives.items())[share::UPLOADERS]:
+        """This uploader's keys (every event of a key goes through one uploader, so in the planned order)."""
+        mine = set(self.plan.keys[share::UPLOADERS])
+        for key, data in self.plan.events:
+            if key not in mine:
+                continue
             with self.condition:
                 self.condition.wait_for(
-                    lambda: len(self.etags) - len(self.settled) < self.MAX_QUEUED,
+                    lambda: self.sent - len(self.settled) < self.MAX_QUEUED,
                     timeout=max(0.0, self.deadline - time.monotonic()),
                 )
             with self.queue_mutation:
-                etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"]
+                if data is None:
+                    self.s3.delete_object(Bucket=BUCKET, Key=key)
+                else:
+                    self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
             with self.condition:
-                self.etags[key] = layout.normalize_etag(etag)
+                self.sent += 1
 
     def work(self) -> None:
         context = FakeLambdaContext()
@@ -261,10 +332,11 @@ def list_keys(s3: Any, prefix: str) -> list[str]:
     return keys
 
 
-def test_two_thousand_batches_with_faults_lose_nothing_and_duplicate_nothing(
+def test_a_thousand_batches_with_faults_and_re_uploads_lose_nothing_and_duplicate_nothing(
     moto_endpoint: str, quiet_handler: None
 ) -> None:
-    # GIVEN the bucket -> queue notification (queue + DLQ with maxReceiveCount 50) and 2,000 planned batches
+    # GIVEN the bucket -> queue notification (queue + DLQ with maxReceiveCount 50) and 1,000 planned batches,
+    # some re-uploaded or deleted later
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     dlq_url = sqs.create_queue(QueueName="render-batches-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -272,19 +344,20 @@ def test_two_thousand_batches_with_faults_lose_nothing_and_duplicate_nothing(
     ]
     renders = create_renders_bucket(s3, sqs, visibility_timeout=60, dead_letter_arn=dlq_arn)
     plan = build_plan()
+    assert len(plan.keys) == BATCHES
+    assert len(plan.events) > BATCHES * (1 + REUPLOAD_RATE)
     # AND the handler's S3 client faulting on 10% of calls
     injector = FaultInjector(app.s3_client())
-    app.s3_client().get_object = injector.get_object
-    app.s3_client().put_object = injector.put_object
+    for operation in ("get_object", "put_object", "head_object", "delete_object"):
+        setattr(app.s3_client(), operation, getattr(injector, operation))
 
-    # WHEN the batches are uploaded while 8 workers drain the queue
+    # WHEN the batches are uploaded (and some re-uploaded or deleted) while 8 workers drain the queue
     pipeline = Pipeline(s3, sqs, renders, plan)
     stats = pipeline.run()
-    etags = pipeline.etags
 
     # THEN every message was acknowledged, some only after redelivery, and both queues are empty
-    assert len(etags) == BATCHES
-    assert stats["settled"] == BATCHES + 1, stats
+    assert pipeline.sent == len(plan.events)
+    assert stats["settled"] == len(plan.events) + 1, stats
     assert injector.faults >= 0.05 * injector.calls, (injector.faults, injector.calls)
     assert stats["failed_records"] >= injector.faults // 2 > 0
     assert stats["redelivered"] > 0
@@ -293,31 +366,48 @@ def test_two_thousand_batches_with_faults_lose_nothing_and_duplicate_nothing(
         assert attributes["ApproximateNumberOfMessages"] == "0", url
         assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0", url
 
-    # AND the shards are exactly one per batch with a good design, at the key derived from key + ETag
-    shard_keys = list_keys(s3, "shards/")
-    expected_shards = {
-        layout.shard_key(layout.SourceObject(key=key, etag=etags[key]), shard_prefix="shards/")
-        for key in plan.archives
-        if key not in plan.rejected_batches
-    }
-    assert len(shard_keys) == len(set(shard_keys)) == len(expected_shards)
-    assert set(shard_keys) == expected_shards
-
-    # AND, counting every record of every shard, each good design appears exactly once and no bad one does
-    def designs_in(key: str) -> list[str]:
+    # AND, counting every record of every shard, each good design of a last version appears exactly once,
+    # in the split its id names, and no bad design, replaced design or deleted batch's design does
+    def designs_in(key: str) -> tuple[str, list[str]]:
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        return [design["design_id"] for design in example_proto.designs_in_shard(body)]
+        return key, [design["design_id"] for design in example_proto.designs_in_shard(body)]
 
+    shard_keys = list_keys(s3, "shards/")
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        counts = collections.Counter(
-            design for designs in pool.map(designs_in, shard_keys) for design in designs
-        )
+        shards = dict(pool.map(designs_in, shard_keys))
+    counts = collections.Counter(design for designs in shards.values() for design in designs)
+    fraction = layout.DEFAULT_VALIDATION_FRACTION
     assert set(counts) == plan.good_designs
     assert set(counts.values()) == {1}
+    assert not set(counts) & plan.earlier_designs
+    for key, designs in shards.items():
+        split = key.split("/")[1]
+        assert {layout.design_split(design, fraction) for design in designs} == {split}
+    assert {key.split("/")[1] for key in shard_keys} == set(layout.SPLITS)
 
-    # AND every bad design and every rejected batch has its record (one each, nothing else under rejected/)
+    # AND the shards are exactly those of the last versions: one per key and split that has designs
+    expected_shards = {
+        layout.shard_key(key, layout.design_split(design, fraction), shard_prefix="shards/")
+        for key, designs in plan.good_by_key.items()
+        for design in designs
+    }
+    assert set(shard_keys) == expected_shards
+
+    # AND every bad design and rejected batch of a last version has its record; records of earlier
+    # versions may exist (a history of what each upload was refused for), nothing else does
     rejection_names = [key.rsplit("/", 1)[-1] for key in list_keys(s3, "rejected/")]
     rejected_designs = {name.removesuffix(".json") for name in rejection_names if name != "_batch.json"}
-    assert rejected_designs == plan.bad_designs
-    assert rejection_names.count("_batch.json") == len(plan.rejected_batches)
-    assert len(rejection_names) == len(plan.bad_designs) + len(plan.rejected_batches)
+    assert plan.bad_designs <= rejected_designs <= plan.bad_designs | plan.earlier_bad_designs
+    batch_records = {
+        key.removeprefix("rejected/").removesuffix("/_batch.json")
+        for key in list_keys(s3, "rejected/")
+        if key.endswith("/_batch.json")
+    }
+    assert {
+        layout.batch_token(layout.SourceObject(key=key, etag=etag))
+        for key, etag in final_etags(s3, plan.rejected_batches).items()
+    } <= batch_records
+
+
+def final_etags(s3: Any, keys: set[str]) -> dict[str, str]:
+    return {key: layout.normalize_etag(s3.head_object(Bucket=BUCKET, Key=key)["ETag"]) for key in keys}
