@@ -261,14 +261,27 @@ def _launch_sagemaker(
     """Preflight, launch (or resume) and report; the exit status says how it went (module docstring)."""
     import boto3
 
-    from training.sweep import report
+    from training.sweep import report, scope
     from training.sweep import sagemaker as sagemaker_backend
     from training.sweep.sagemaker import faults, preflight, resume
 
+    session = boto3.Session(region_name=launch.region)
     try:
-        preflight.check_credentials(boto3.Session(region_name=launch.region), launch)
+        preflight.check_credentials(session, launch)
     except sagemaker_backend.LaunchError as error:
         return _fail(arguments, str(error), cli_errors.EXIT_ERROR)
+    if not launch.settings.scope_parameter:
+        return _fail(
+            arguments,
+            "sagemaker.scope_parameter is missing: the stop stack's ScopeParameterName output, which "
+            "`autostop sweep configure --outputs cdk-outputs.json` fills in; without it no launch can know "
+            "whether the deployed stack watches these jobs",
+        )
+    try:
+        deployed = scope.read_deployed_scope(session.client("ssm"), launch.settings.scope_parameter)
+        scope.check_spec(spec, deployed)
+    except scope.ScopeError as error:
+        return _fail(arguments, str(error))
     clients = sagemaker_backend.aws_clients(launch.region)
     found: dict[str, Any] = {}
     if existing:
@@ -278,7 +291,14 @@ def _launch_sagemaker(
             f"sweep {spec.name}: {len(found)} job(s) found by tag {sagemaker_backend.SWEEP_TAG_KEY}",
             flush=True,
         )
-    sweep = sagemaker_backend.SageMakerSweep(spec, launch, clients, directory=directory, existing_jobs=found)
+    sweep = sagemaker_backend.SageMakerSweep(
+        spec,
+        launch,
+        clients,
+        directory=directory,
+        existing_jobs=found,
+        opt_in_tags=scope.opt_in_tags(deployed),
+    )
     record = sweep.run()
     files = report.write_report(record, directory)
     print(f"report: {files.markdown}", flush=True)

@@ -21,6 +21,7 @@ OUTPUT_KEYS = (
     "ModelBucketName",
     "CheckpointBucketName",
     "DebugOutputBucketName",
+    "ScopeParameterName",  # of the stop stack: the scope a launch is checked against
 )
 SWEEPS_PREFIX = "sweeps/"
 ECR_REGION_PATTERN = re.compile(r"[0-9]{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
@@ -54,8 +55,9 @@ def configure(document: object, outputs: object) -> dict[str, Any]:
     """A copy of the spec document with the deployed images, role, region and buckets filled in.
 
     ``sagemaker``: ``cpu_image_uri``, ``gpu_image_uri`` (a single ``image_uri`` is dropped: it would win),
-    ``role_arn``, ``region`` (the images' region), ``output_path``, ``debugger_output_path`` and, when spot
-    training is on, ``spot.checkpoint_s3_uri``, each under ``sweeps/`` of its bucket. ``datasets``: every
+    ``role_arn``, ``region`` (the images' region), ``scope_parameter`` (the stop stack's published scope),
+    ``output_path``, ``debugger_output_path`` and, when spot training is on, ``spot.checkpoint_s3_uri``,
+    each under ``sweeps/`` of its bucket. ``datasets``: every
     ``s3://`` channel moves to the data bucket, keeping its key (``s3://<data bucket>/shards/train/``).
     """
     if not isinstance(document, Mapping):
@@ -76,6 +78,7 @@ def configure(document: object, outputs: object) -> dict[str, Any]:
             "region": match["region"],
             "output_path": f"s3://{values['ModelBucketName']}/{SWEEPS_PREFIX}",
             "debugger_output_path": f"s3://{values['DebugOutputBucketName']}/{SWEEPS_PREFIX}",
+            "scope_parameter": values["ScopeParameterName"],
         }
     )
     if isinstance(section.get("spot"), Mapping):

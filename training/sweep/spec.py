@@ -207,6 +207,8 @@ class SageMakerSettings:
     # AWS's custom rule evaluator image of the region (docs/sweeps.md): with managed_rules on, the launcher
     # attaches LatentClusterRule as a SageMaker custom rule running on it.
     custom_rule_image_uri: str | None = None
+    # The stop stack's published scope (its ScopeParameterName output): a launch refuses a sweep outside it.
+    scope_parameter: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -993,7 +995,9 @@ SAGEMAKER_KEYS = (
     "spot",
     "network_isolation",
     "custom_rule_image_uri",
+    "scope_parameter",
 )
+SSM_PARAMETER_NAME_PATTERN = re.compile(r"[a-zA-Z0-9_.\-/]{1,2048}")
 
 
 def _check_image_hardware(settings: Mapping[str, Any], problems: _Problems) -> None:
@@ -1040,6 +1044,7 @@ def _parse_sagemaker(value: object, problems: _Problems) -> SageMakerSettings:
             "sagemaker-debugger-rule-evaluator:latest)",
         ),
         "role_arn": (ROLE_ARN_PATTERN, "an IAM role ARN"),
+        "scope_parameter": (SSM_PARAMETER_NAME_PATTERN, "an SSM parameter name (ScopeParameterName)"),
         "region": (REGION_PATTERN, "an AWS region"),
         "instance_type": (INSTANCE_TYPE_PATTERN, "a SageMaker instance type (ml.<family>.<size>)"),
         "output_path": (S3_URI_PATTERN, "an s3:// URI"),

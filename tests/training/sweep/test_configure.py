@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import app as cdk_app
-from infra import stacks
+from infra import auto_stop, stacks
 from tests.support import cdk as cdk_support
 from training import cli
 from training.sweep import configure
@@ -26,7 +26,10 @@ ACCOUNT = "210987654321"
 REGION = "eu-west-1"
 REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/cdk-hnb659fds-container-assets-{ACCOUNT}-{REGION}"
 OUTPUTS: dict[str, Any] = {
-    "Autostop": {"NotificationTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:topic"},
+    "Autostop": {
+        "NotificationTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:topic",
+        "ScopeParameterName": "CFN-AutoStopScopeParameter-AbC123",
+    },
     "AutostopTraining": {
         "CpuImageUri": f"{REPOSITORY}:{'a' * 64}",
         "GpuImageUri": f"{REPOSITORY}:{'b' * 64}",
@@ -53,6 +56,7 @@ def test_the_outputs_fill_the_sagemaker_section_and_the_data_buckets() -> None:
     )
     assert settings.role_arn == OUTPUTS["AutostopTraining"]["ExecutionRoleArn"]
     assert settings.region == REGION
+    assert settings.scope_parameter == "CFN-AutoStopScopeParameter-AbC123"
     assert settings.output_path == "s3://autostoptraining-modelbucket1234/sweeps/"
     assert settings.debugger_output_path == "s3://autostoptraining-debugoutputbucket1234/sweeps/"
     assert settings.spot is not None
@@ -96,5 +100,6 @@ def test_the_training_stack_outputs_every_key_configure_reads(tmp_path: Path) ->
     app = cdk_support.new_app(outdir=tmp_path)
     stack = stacks.TrainingStack(app, cdk_app.TRAINING_STACK_NAME)
     template = app.synth().get_stack_by_name(stack.stack_name).template
-    # THEN every output configure needs is there
-    assert set(configure.OUTPUT_KEYS) <= set(template["Outputs"])
+    # THEN every output configure needs is there (the scope parameter is the stop stack's output)
+    assert set(configure.OUTPUT_KEYS) - {auto_stop.SCOPE_PARAMETER_OUTPUT} <= set(template["Outputs"])
+    assert auto_stop.SCOPE_PARAMETER_OUTPUT in configure.OUTPUT_KEYS

@@ -261,10 +261,84 @@ def test_the_backoff_doubles_up_to_its_cap() -> None:
 # --- through the command ---
 
 
-def write_spec(directory: Path) -> Path:
+SCOPE_PARAMETER = "CFN-AutoStopScopeParameter-Test"
+
+
+def publish_scope(**changes: Any) -> None:
+    """The stop stack's scope parameter in moto's SSM, as infra/auto_stop.py publishes it."""
+    document = {
+        "version": 1,
+        "tagKey": "autostop",
+        "tagValue": "enabled",
+        "jobPrefix": "vision-",
+        "stoppingRules": "*",
+        "dryRun": False,
+        **changes,
+    }
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=SCOPE_PARAMETER, Value=json.dumps(document), Type="String", Overwrite=True
+    )
+
+
+def write_spec(directory: Path, *, scope_parameter: str | None = SCOPE_PARAMETER) -> Path:
     path = directory / "sweep.yaml"
-    path.write_text(yaml.safe_dump(three_job_document(poll_seconds=0.001)), encoding="utf-8")
+    settings: dict[str, Any] = {"poll_seconds": 0.001}
+    if scope_parameter:
+        settings["scope_parameter"] = scope_parameter
+        publish_scope()
+    path.write_text(yaml.safe_dump(three_job_document(**settings)), encoding="utf-8")
     return path
+
+
+def run_sweep(spec_path: Path, out: Path) -> int:
+    return cli.main(["sweep", "run", str(spec_path), "--backend", "sagemaker", "--out", str(out)])
+
+
+def test_a_sweep_outside_the_deployed_scope_is_refused_before_any_job(
+    fake_sagemaker: FakeSageMaker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a stack deployed for jobs named team-* that only stops on ExplodingTensor
+    spec_path = write_spec(tmp_path)
+    publish_scope(jobPrefix="team-", stoppingRules=["ExplodingTensor"])
+    # WHEN launching the vision-lr sweep (every rule stops)
+    code = run_sweep(spec_path, tmp_path / "out")
+    # THEN one error naming both problems, and nothing sent to SageMaker
+    error = one_line_error(
+        capsys, "autostop sweep run: error: the sweep is outside the deployed autostop scope"
+    )
+    assert "deployed job prefix 'team-'" in error
+    assert "stopping.rules" in error
+    assert code == 2
+    assert fake_sagemaker.calls == []
+
+
+def test_a_launch_without_the_scope_parameter_is_refused(
+    fake_sagemaker: FakeSageMaker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_sweep(write_spec(tmp_path, scope_parameter=None), tmp_path / "out")
+    assert code == 2
+    one_line_error(capsys, "autostop sweep run: error: sagemaker.scope_parameter is missing")
+    assert fake_sagemaker.calls == []
+
+
+def test_jobs_carry_the_deployed_opt_in_tag(fake_sagemaker: FakeSageMaker, tmp_path: Path) -> None:
+    # GIVEN a stack that acts on jobs tagged autostop=watched
+    spec_path = write_spec(tmp_path)
+    publish_scope(tagValue="watched")
+    fake_sagemaker.status_on_create = "Completed"
+    # WHEN launching; THEN every job carries that tag
+    assert run_sweep(spec_path, tmp_path / "out") == 0
+    for call in fake_sagemaker.calls_to("CreateTrainingJob"):
+        tags = {tag["Key"]: tag["Value"] for tag in call.params["Tags"]}
+        assert tags["autostop"] == "watched"
+        assert tags["autostop:sweep"] == "vision-lr"
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], prefix: str) -> str:
+    error = capsys.readouterr().err
+    assert error.startswith(prefix), error
+    assert error.count("\n") == 1, error
+    return error
 
 
 def test_without_credentials_nothing_is_created_and_the_command_says_so_in_one_line(

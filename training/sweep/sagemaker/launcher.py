@@ -66,10 +66,12 @@ class SageMakerSweep:
         log: Callable[[str], None] | None = None,
         retrier: faults.Retrier | None = None,
         hyperparameters_for: Callable[[spec_module.JobConfig], Mapping[str, str]] | None = None,
+        opt_in_tags: Mapping[str, str] | None = None,
     ) -> None:
         """``existing_jobs``: job name -> ``DescribeTrainingJob`` of jobs already created (``resume``).
 
         ``hyperparameters_for``: extra hyperparameters per job, added to its request before it is sent.
+        ``opt_in_tags``: the tag the deployed stop stack acts on (``scope.opt_in_tags``), set on every job.
         """
         self.spec = spec
         self.launch = launch
@@ -82,6 +84,7 @@ class SageMakerSweep:
         self.log = log or (lambda line: print(line, flush=True))
         self.retrier = retrier or faults.Retrier(sleep=sleep, log=self.log)
         self.hyperparameters_for = hyperparameters_for
+        self.opt_in_tags = dict(opt_in_tags or {})
         self.prefix = launch.settings.alarm_prefix
         self.in_flight: dict[str, spec_module.JobConfig] = {}
         self.most_in_flight = 0
@@ -185,6 +188,10 @@ class SageMakerSweep:
             **request.get("HyperParameters", {}),
             contract.SIGNING_KEY_HYPERPARAMETER: provenance.new_signing_key(),
         }
+        if self.opt_in_tags:
+            tags = {tag["Key"]: tag["Value"] for tag in request.get("Tags", [])}
+            tags.update(self.opt_in_tags)
+            request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
         if self.hyperparameters_for is not None:
             request["HyperParameters"] = {
                 **request.get("HyperParameters", {}),
