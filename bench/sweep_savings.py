@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.sweep_savings``
 
-1. **Realistic** (``training/sweep/specs/realistic.yaml``): 32 jobs, learning rate x decay x batch size x
+1. **Realistic** (``training/sweep/specs/realistic.yaml``): 16 jobs, learning rate x decay x batch size x
    dataset variant, nothing bad on purpose, every rule at its defaults. Every job is run once to its full
    budget (no termination; the per-job rules are evaluated afterwards over each job's recorded trial, so the
    step at which each would have fired is known). Then every policy is replayed on those same recordings
