@@ -4,22 +4,30 @@ What it makes (each exposed as an attribute):
 
 - ``bucket``: from ``defaults.secure_bucket`` (private, TLS-only, SSE-S3, versioned, access-logged,
   incomplete uploads aborted, old versions expired) plus a lifecycle rule expiring ``rejected/`` records.
-  Users drop archives under ``renders/``; the function writes ``shards/`` and ``rejected/``.
-- ``queue`` / ``dead_letter_queue``: SSE-SQS, TLS-only; the bucket notifies the queue for ObjectCreated
-  under ``renders/`` once per archive suffix (.tar, .tar.gz, .tgz, .zip). A message that fails
-  ``max_receive_count`` times moves to the DLQ; the visibility timeout is 6x the function timeout plus the
-  batching window (AWS's guidance for Lambda consumers), so a batch still running is never redelivered.
+  Users drop archives under ``renders/``; the function writes ``rejected/`` here and the shards under
+  ``shards/train/`` and ``shards/validation/`` of ``shard_bucket`` (the training data bucket, which the
+  SageMaker execution role reads; by default this bucket).
+- ``queue`` / ``dead_letter_queue``: SSE-SQS, TLS-only; the bucket notifies the queue of ObjectCreated and
+  ObjectRemoved under ``renders/`` once per accepted archive suffix spelling (.tar, .tar.gz, .tgz, .zip,
+  each in lower and in upper case: S3 matches filters case-sensitively, and the function accepts exactly
+  these spellings). Removal is notified so a deleted render batch's shards are deleted too. A message that
+  fails ``max_receive_count`` times moves to the DLQ; the visibility timeout is 6x the function timeout
+  plus the batching window (AWS's guidance for Lambda consumers), so a batch still running is never
+  redelivered.
 - ``function`` (+ ``role``, ``log_group``): lambdas/transform_renders bundled locally (infra/bundling.py,
   no Docker), fed by an SQS event source with batch size, batching window, MaximumConcurrency and
   ReportBatchItemFailures. Reserved concurrency equals the maximum concurrency, so the queue can neither
-  starve other functions nor be throttled below what it was promised.
+  starve other functions nor be throttled below what it was promised. Its environment carries the memory
+  size (the archive limits follow it: ``transform.Limits.for_memory``) and the time a record needs to be
+  started (a quarter of the timeout; the rest of a batch is failed early and retried).
 - Alarms to ``alarm_topic``: a message in the DLQ, any function error, and the oldest queued message
   older than ``oldest_message_alarm_age`` (the transformer is falling behind or stuck).
 
-Least privilege: the role reads ``renders/*`` (GetObject, GetObjectVersion: notifications of a versioned
-bucket carry the version read), writes ``shards/*`` and ``rejected/*`` (PutObject) and may list the bucket
-(s3:ListBucket, no object access): without it S3 answers 403 instead of 404 for an archive deleted before
-processing, and the function could not tell "gone" (rejected) from "not allowed" (retried, then DLQ).
+Least privilege: the role reads ``renders/*`` (GetObject; HeadObject is authorized by it), writes
+``rejected/*`` (PutObject), reads, writes and deletes ``shards/*`` of the shard bucket (HeadObject to find a
+shard written from a newer upload; delete for a split a re-upload no longer has and for deleted batches),
+and may list both buckets (s3:ListBucket, no object access): without it S3 answers 403 instead of 404 for
+a missing key, and the function could not tell "gone" from "not allowed" (retried, then DLQ).
 """
 
 from __future__ import annotations
@@ -48,12 +56,19 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 SOURCE_PREFIX = "renders/"
 SHARD_PREFIX = "shards/"
 REJECT_PREFIX = "rejected/"
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+# The archive suffixes the function accepts (lambdas/transform_renders/transform.py ACCEPTED_SUFFIXES, a
+# test keeps both equal), each notified by its own filter.
+ARCHIVE_SUFFIXES = (".tar.gz", ".TAR.GZ", ".tgz", ".TGZ", ".tar", ".TAR", ".zip", ".ZIP")
+NOTIFIED_EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
+DEFAULT_VALIDATION_FRACTION = 0.1
 SERVICE_NAME = "transform-renders"
 METRICS_NAMESPACE = "Autostop"
 # What the function does with the bucket; explicit action lists, no wildcards.
-READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+READ_ACTIONS = ("s3:GetObject",)
 WRITE_ACTIONS = ("s3:PutObject",)
+SHARD_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+# A record is started only while at least this share of the function's timeout is left.
+RECORD_TIME_RESERVE_SHARE = 0.25
 # AWS recommends at least 5 receives before a Lambda-consumed message goes to the DLQ: a burst of
 # throttling must not dead-letter good batches.
 DEFAULT_MAX_RECEIVE_COUNT = 5
@@ -80,6 +95,8 @@ class RenderTransformer(Construct):
         *,
         alarm_topic: sns.ITopic,
         access_logs_bucket: s3.IBucket,
+        shard_bucket: s3.IBucket | None = None,
+        validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
         memory_size_mb: int = DEFAULT_MEMORY_MB,
         timeout: cdk.Duration = DEFAULT_TIMEOUT,
         architecture: lambda_.Architecture = defaults.DEFAULT_ARCHITECTURE,
@@ -105,6 +122,7 @@ class RenderTransformer(Construct):
             image_size=image_size,
             num_views=num_views,
             max_archive_bytes=max_archive_bytes,
+            validation_fraction=validation_fraction,
         )
 
         self.bucket = defaults.secure_bucket(
@@ -125,20 +143,29 @@ class RenderTransformer(Construct):
         )
         self.queue = queues.queue
         self.dead_letter_queue = queues.dead_letter_queue
-        for suffix in ARCHIVE_SUFFIXES:
-            self.bucket.add_event_notification(
-                s3.EventType.OBJECT_CREATED,
-                s3_notifications.SqsDestination(self.queue),
-                s3.NotificationKeyFilter(prefix=SOURCE_PREFIX, suffix=suffix),
-            )
+        self.shard_bucket: s3.IBucket = shard_bucket or self.bucket
+        self._shard_bucket_arn, self._shard_bucket_nag_arn = _shard_bucket_arn(
+            cdk.Stack.of(self), self.shard_bucket
+        )
+        for event in NOTIFIED_EVENTS:
+            for suffix in ARCHIVE_SUFFIXES:
+                self.bucket.add_event_notification(
+                    event,
+                    s3_notifications.SqsDestination(self.queue),
+                    s3.NotificationKeyFilter(prefix=SOURCE_PREFIX, suffix=suffix),
+                )
         _acknowledge_notifications_handler(self, self.bucket)
 
         environment = {
             "OUTPUT_BUCKET": self.bucket.bucket_name,
+            "SHARD_BUCKET": self.shard_bucket.bucket_name,
             "SHARD_PREFIX": SHARD_PREFIX,
             "REJECT_PREFIX": REJECT_PREFIX,
+            "VALIDATION_FRACTION": str(validation_fraction),
             "IMAGE_SIZE": str(image_size),
             "NUM_VIEWS": str(num_views),
+            "MEMORY_MB": str(memory_size_mb),
+            "RECORD_TIME_RESERVE_MS": str(round(timeout.to_seconds() * 1000 * RECORD_TIME_RESERVE_SHARE)),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -150,7 +177,8 @@ class RenderTransformer(Construct):
             "Function",
             code=bundling.python_lambda_code(LAMBDA_DIRECTORY, runtime=RUNTIME, architecture=architecture),
             handler=HANDLER,
-            description="Turns render batch archives under renders/ into TFRecord shards under shards/",
+            description="Turns render batch archives under renders/ into TFRecord shards under shards/train "
+            "and shards/validation",
             environment=environment,
             reserved_concurrent_executions=maximum_concurrency,
             log_retention=log_retention,
@@ -221,39 +249,70 @@ class RenderTransformer(Construct):
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="WriteShardsAndRejections",
+                sid="WriteRejections",
                 actions=list(WRITE_ACTIONS),
-                resources=[
-                    self.bucket.arn_for_objects(f"{SHARD_PREFIX}*"),
-                    self.bucket.arn_for_objects(f"{REJECT_PREFIX}*"),
-                ],
+                resources=[self.bucket.arn_for_objects(f"{REJECT_PREFIX}*")],
             )
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="TellMissingFromForbidden", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]
+                sid="ReplaceShards",
+                actions=list(SHARD_ACTIONS),
+                resources=[f"{self._shard_bucket_arn}/{SHARD_PREFIX}*"],
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TellMissingFromForbidden",
+                actions=["s3:ListBucket"],
+                resources=list(dict.fromkeys([self.bucket.bucket_arn, self._shard_bucket_arn])),
             )
         )
         policy = self.role.node.try_find_child("DefaultPolicy")
         if not isinstance(policy, Construct):  # pragma: no cover - add_to_principal_policy always creates it
             raise RuntimeError(f"{self.role.node.path}: no DefaultPolicy after adding statements")
-        bucket_arn = f"<{cdk.Stack.of(self).get_logical_id(_cfn(self.bucket))}.Arn>"
-        for prefix, why in (
+        stack = cdk.Stack.of(self)
+        bucket_arn = f"<{stack.get_logical_id(_cfn(self.bucket))}.Arn>"
+        shard_bucket_arn = self._shard_bucket_nag_arn
+        for arn, prefix, why in (
             (
+                bucket_arn,
                 SOURCE_PREFIX,
                 "reads any render batch archive users drop under renders/; keys are not known at deploy time",
             ),
-            (SHARD_PREFIX, "writes one shard per archive under shards/, named after the archive at run time"),
             (
+                shard_bucket_arn,
+                SHARD_PREFIX,
+                "writes, checks and replaces the shards of each archive under shards/train/ and "
+                "shards/validation/, named after the archive at run time",
+            ),
+            (
+                bucket_arn,
                 REJECT_PREFIX,
                 "writes one rejection record per rejected batch or design under rejected/, named at run time",
             ),
         ):
             defaults.acknowledge(
                 policy,
-                rule_id=f"AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}*]",
-                reason=f"Object-prefix scope on this construct's own bucket: the transformer {why}.",
+                rule_id=f"AwsSolutions-IAM5[Resource::{arn}/{prefix}*]",
+                reason=f"Object-prefix scope on one bucket of autostop's own: the transformer {why}.",
             )
+
+
+def _shard_bucket_arn(stack: cdk.Stack, bucket: s3.IBucket) -> tuple[str, str]:
+    """The shard bucket's ARN as this stack may use it, and how cdk-nag names it in a finding.
+
+    A bucket of this stack: its GetAtt, ``<LogicalId.Arn>``. A bucket of another stack (the training data
+    bucket): an explicit export of that stack with a fixed name, imported here -- the name CDK would give an
+    implicit export is only known at synth time, and the cdk-nag acknowledgement needs it now.
+    """
+    if isinstance(bucket, Construct) and cdk.Stack.of(bucket) is not stack:
+        producer = cdk.Stack.of(bucket)
+        export_name = f"{producer.stack_name}-ShardBucketArn"
+        return producer.export_value(bucket.bucket_arn, name=export_name), export_name
+    if isinstance(bucket, Construct):
+        return bucket.bucket_arn, f"<{stack.get_logical_id(_cfn(bucket))}.Arn>"
+    raise TypeError(f"shard_bucket must be a bucket defined in this CDK app, got {bucket!r}")
 
 
 def _acknowledge_notifications_handler(scope: Construct, bucket: s3.IBucket) -> None:
@@ -309,6 +368,7 @@ def _validate(
     image_size: int,
     num_views: int,
     max_archive_bytes: int | None,
+    validation_fraction: float,
 ) -> None:
     """Refuse settings Lambda, SQS or the transform core would refuse later (at deploy or at run time)."""
     if not 128 <= memory_size_mb <= 10_240:
@@ -331,6 +391,8 @@ def _validate(
         raise ValueError(f"image_size must be 1..4096, got {image_size}")
     if not 1 <= num_views <= 100:
         raise ValueError(f"num_views must be 1..100 (views are numbered 00..99), got {num_views}")
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     if max_archive_bytes is not None and max_archive_bytes <= 0:
         raise ValueError(f"max_archive_bytes must be positive, got {max_archive_bytes}")
     if 6 * timeout.to_seconds() + max_batching_window.to_seconds() > 43_200:

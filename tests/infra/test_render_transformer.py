@@ -21,6 +21,7 @@ from cfnlint import api as cfnlint_api
 
 from infra import defaults
 from infra import render_transformer as transformer_module
+from lambdas.transform_renders import transform
 from tests.infra.test_nag_and_lint import violations
 from tests.support import cdk as cdk_support
 
@@ -154,12 +155,26 @@ def test_notifications_send_every_archive_suffix_under_renders_to_the_queue(
         for configuration in configurations
     ) == sorted(
         (
-            ["s3:ObjectCreated:*"],
+            [event],
             {"Fn::GetAtt": [queue_id, "Arn"]},
             [("prefix", "renders/"), ("suffix", suffix)],
         )
-        for suffix in (".tar", ".tar.gz", ".tgz", ".zip")
+        for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+        for suffix in (".tar", ".TAR", ".tar.gz", ".TAR.GZ", ".tgz", ".TGZ", ".zip", ".ZIP")
     )
+    # Every suffix the function accepts has its filter, and the function accepts nothing else: S3 matches
+    # filters case-sensitively, so a spelling without a filter would be uploaded and never processed.
+    filtered = {
+        rule["Value"]
+        for configuration in configurations
+        for rule in configuration["Filter"]["Key"]["FilterRules"]
+        if rule["Name"] == "suffix"
+    }
+    assert filtered == set(transform.ACCEPTED_SUFFIXES)
+    for suffix in filtered:
+        assert transform.archive_kind(f"renders/batch{suffix}") is not None
+    for other_spelling in (".Tar", ".tar.GZ", ".Tgz", ".zIp"):
+        assert transform.archive_kind(f"renders/batch{other_spelling}") is None
     # S3 may send to the queue, for this bucket only
     queue_policy = only(template_json, "AWS::SQS::QueuePolicy", f"{CONSTRUCT}/Batches/Policy")
     allow = [s for s in queue_policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
@@ -214,10 +229,14 @@ def test_function_runtime_memory_timeout_architecture_and_environment(
     assert function["ReservedConcurrentExecutions"] == 10
     assert function["Environment"]["Variables"] == {
         "OUTPUT_BUCKET": {"Ref": bucket_id},
+        "SHARD_BUCKET": {"Ref": bucket_id},
         "SHARD_PREFIX": "shards/",
         "REJECT_PREFIX": "rejected/",
+        "VALIDATION_FRACTION": "0.1",
         "IMAGE_SIZE": "64",
         "NUM_VIEWS": "12",
+        "MEMORY_MB": "1024",
+        "RECORD_TIME_RESERVE_MS": "30000",
         "POWERTOOLS_SERVICE_NAME": "transform-renders",
         "POWERTOOLS_METRICS_NAMESPACE": "Autostop",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -248,18 +267,19 @@ def test_role_is_least_privilege(synthesized: tuple[dict[str, Any], Path]) -> No
         return {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{prefix}*"]]}
 
     by_sid = {statement.get("Sid"): statement for statement in statements}
-    assert by_sid["ReadRenderBatches"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert by_sid["ReadRenderBatches"]["Action"] == "s3:GetObject"
     assert by_sid["ReadRenderBatches"]["Resource"] == objects("renders/")
-    assert by_sid["WriteShardsAndRejections"]["Action"] == "s3:PutObject"
-    written = sorted(json.dumps(resource) for resource in by_sid["WriteShardsAndRejections"]["Resource"])
-    assert written == sorted(json.dumps(objects(prefix)) for prefix in ("shards/", "rejected/"))
+    assert by_sid["WriteRejections"]["Action"] == "s3:PutObject"
+    assert by_sid["WriteRejections"]["Resource"] == objects("rejected/")
+    assert by_sid["ReplaceShards"]["Action"] == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert by_sid["ReplaceShards"]["Resource"] == objects("shards/")
     assert by_sid["TellMissingFromForbidden"]["Action"] == "s3:ListBucket"
     assert by_sid["TellMissingFromForbidden"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
     (consume,) = [statement for statement in statements if "Sid" not in statement]
     assert consume["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert all(action.startswith("sqs:") for action in consume["Action"])
     # Nothing else: no "*" resource, no wildcard action, no other bucket or prefix.
-    assert len(statements) == 4
+    assert len(statements) == 5
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert statement["Resource"] != "*"
@@ -267,6 +287,54 @@ def test_role_is_least_privilege(synthesized: tuple[dict[str, Any], Path]) -> No
         assert not any(action.endswith("*") for action in actions)
     role = only(template_json, "AWS::IAM::Role", f"{CONSTRUCT}/FunctionRole/")
     assert "ManagedPolicyArns" not in role
+
+
+def test_shards_go_to_a_bucket_of_another_stack_with_grants_on_its_shard_prefix_only(tmp_path: Path) -> None:
+    # GIVEN the training data bucket in a stack of its own, as the training stack holds it
+    app = cdk_support.new_app(outdir=tmp_path)
+    data_stack = cdk.Stack(app, "DataTest")
+    data_bucket = defaults.secure_bucket(
+        data_stack,
+        "DataBucket",
+        server_access_logs_bucket=defaults.server_access_logs_bucket(data_stack, "Logs"),
+    )
+    stack = cdk.Stack(app, STACK)
+    topic = defaults.encrypted_topic(stack, "Alarms", display_name="autostop alarms")
+    transformer_module.RenderTransformer(
+        stack,
+        "Transformer",
+        alarm_topic=topic.topic,
+        access_logs_bucket=defaults.server_access_logs_bucket(stack, "AccessLogs"),
+        shard_bucket=data_bucket,
+        validation_fraction=0.2,
+        memory_size_mb=2048,
+        timeout=cdk.Duration.minutes(4),
+    )
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+    # WHEN synthesized (cdk-nag clean: the shard prefix wildcard on the imported bucket is acknowledged)
+    template_json = app.synth().get_stack_by_name(STACK).template
+    # THEN the function writes shards to the data bucket, records to its own bucket
+    variables = only(template_json, "AWS::Lambda::Function", f"{CONSTRUCT}/Function/Resource")["Environment"][
+        "Variables"
+    ]
+    bucket_id = logical_id(template_json, f"{CONSTRUCT}/Bucket/Resource")
+    assert "Fn::ImportValue" in variables["SHARD_BUCKET"]
+    assert variables["OUTPUT_BUCKET"] == {"Ref": bucket_id}
+    assert (variables["VALIDATION_FRACTION"], variables["MEMORY_MB"]) == ("0.2", "2048")
+    assert variables["RECORD_TIME_RESERVE_MS"] == "60000"
+    # AND its grants on the data bucket are the shard prefix's objects and listing, nothing more
+    statements = only(template_json, "AWS::IAM::Policy", f"{CONSTRUCT}/FunctionRole/DefaultPolicy")[
+        "PolicyDocument"
+    ]["Statement"]
+    by_sid = {statement.get("Sid"): statement for statement in statements}
+    shard_resource = json.dumps(by_sid["ReplaceShards"]["Resource"])
+    assert "Fn::ImportValue" in shard_resource
+    assert shard_resource.endswith('"/shards/*"]]}')
+    listed = by_sid["TellMissingFromForbidden"]["Resource"]
+    assert listed[0] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert "Fn::ImportValue" in json.dumps(listed[1])
+    imports = [s for s in statements if "Fn::ImportValue" in json.dumps(s)]
+    assert sorted(s["Sid"] for s in imports) == ["ReplaceShards", "TellMissingFromForbidden"]
 
 
 def test_alarms_go_to_the_topic(
