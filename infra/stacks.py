@@ -11,6 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -170,6 +171,10 @@ class RenderTransformerStack(cdk.Stack):
 
     Outputs: the render bucket (drop batches under ``renders/``) and the queue ``autostop transform submit``
     enqueues backfills on.
+
+    ``shard_bucket``: where the shards go, under ``shards/train/`` and ``shards/validation/`` -- the training
+    stack's data bucket, which the SageMaker execution role reads, so a sweep's channels point straight at
+    them (no copy step). The function's grants on it are made by the construct, scoped to ``shards/*``.
     """
 
     def __init__(
@@ -179,6 +184,7 @@ class RenderTransformerStack(cdk.Stack):
         *,
         settings: TransformerSettings,
         alarm_topic: sns.ITopic,
+        shard_bucket: s3.IBucket | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -188,6 +194,7 @@ class RenderTransformerStack(cdk.Stack):
             "RenderTransformer",
             alarm_topic=alarm_topic,
             access_logs_bucket=access_logs,
+            shard_bucket=shard_bucket,
             memory_size_mb=settings.memory_mb,
             timeout=cdk.Duration.seconds(settings.timeout_seconds),
             architecture=(
@@ -205,7 +212,13 @@ class RenderTransformerStack(cdk.Stack):
             self,
             "RenderBucketName",
             value=self.transformer.bucket.bucket_name,
-            description="Drop render batches under renders/; shards go to shards/, rejections to rejected/",
+            description="Drop render batches under renders/; rejections land under rejected/",
+        )
+        cdk.CfnOutput(
+            self,
+            "ShardLocation",
+            value=f"s3://{self.transformer.shard_bucket.bucket_name}/shards/",
+            description="Where the shards go: train/ and validation/ under it, a sweep spec's channels",
         )
         cdk.CfnOutput(
             self,
