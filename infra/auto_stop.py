@@ -23,6 +23,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra import bundling, defaults, event_patterns
+from infra.alarm_janitor import AlarmJanitor
 from infra.config import AutostopSettings
 
 STOP_FUNCTION_SOURCE = bundling.REPOSITORY_ROOT / "lambdas" / "stop_training_job"
@@ -89,8 +90,9 @@ class AutoStop(Construct):
 
     Attributes: ``function``, ``role``, ``log_group`` (the stop Lambda), ``dead_letter_queue`` (events that
     could not be delivered or processed), ``topic`` and ``topic_key`` (notifications, KMS-encrypted),
-    ``email_subscription`` (or None), ``rules``, ``alarms`` and ``scope_parameter`` (the deployed scope:
-    tag, job prefix, stopping rules, dry run, as JSON; its name is the ``ScopeParameterName`` output).
+    ``email_subscription`` (or None), ``rules``, ``alarms``, ``scope_parameter`` (the deployed scope:
+    tag, job prefix, stopping rules, dry run, as JSON; its name is the ``ScopeParameterName`` output) and
+    ``janitor`` (the hourly Lambda deleting per-job alarms of ended jobs whose terminal event was lost).
     """
 
     def __init__(
@@ -135,6 +137,12 @@ class AutoStop(Construct):
         self.function: lambda_.Function = stop_function.function
         self.role = stop_function.role
         self.log_group = stop_function.log_group
+
+        # The terminal event that makes the stop Lambda delete a job's alarms can be lost; the janitor
+        # sweeps what it leaves. Its failed runs land in the same dead-letter queue (one alarm covers all).
+        self.janitor = AlarmJanitor(
+            self, "AlarmJanitor", settings=settings, dead_letter_queue=self.dead_letter_queue
+        )
 
         # One scope: the launcher reads what this stack acts on instead of assuming it, and refuses a sweep
         # whose jobs it would not act on (training/sweep/scope.py). Not secret: a plain String parameter.

@@ -51,6 +51,17 @@ def logical_id(synthesized: Synthesized, resource_type: str, path_part: str) -> 
     return found[0]
 
 
+def stop_function_part(synthesized: Synthesized, resource_type: str) -> tuple[str, dict[str, Any]]:
+    """The stop Lambda's resource of this type (the stack also holds the alarm janitor's)."""
+    found = [
+        (resource_id, resource)
+        for resource_id, resource in synthesized.resources(resource_type).items()
+        if "/AutoStop/StopFunction" in resource["Metadata"]["aws:cdk:path"]
+    ]
+    assert len(found) == 1, f"expected one stop-function {resource_type}, found {[item[0] for item in found]}"
+    return found[0]
+
+
 def role_statements(synthesized: Synthesized) -> list[dict[str, Any]]:
     """Every statement of every identity policy of the stop function's role (inline + attached)."""
     role_id = logical_id(synthesized, "AWS::IAM::Role", "StopFunctionRole")
@@ -77,7 +88,7 @@ def statement_with_sid(synthesized: Synthesized, sid: str) -> dict[str, Any]:
 
 def test_stop_function_runtime_handler_and_sizing(default_app: Synthesized) -> None:
     # GIVEN the default app  WHEN synthesized  THEN the stop Lambda matches the contract
-    _, function = default_app.only("AWS::Lambda::Function")
+    _, function = stop_function_part(default_app, "AWS::Lambda::Function")
     properties = function["Properties"]
     assert properties["Runtime"] == "python3.14"
     assert properties["Architectures"] == ["arm64"]
@@ -89,7 +100,7 @@ def test_stop_function_runtime_handler_and_sizing(default_app: Synthesized) -> N
 
 
 def test_stop_function_environment_is_exactly_the_contract(default_app: Synthesized) -> None:
-    _, function = default_app.only("AWS::Lambda::Function")
+    _, function = stop_function_part(default_app, "AWS::Lambda::Function")
     topic_id, _ = default_app.only("AWS::SNS::Topic")
     assert function["Properties"]["Environment"]["Variables"] == {
         "AUTOSTOP_TAG_KEY": "autostop",
@@ -120,7 +131,7 @@ def test_context_reaches_environment_concurrency_and_retention(synth: Synth) -> 
         }
     )
     # THEN the function and its log group carry them
-    _, function = synthesized.only("AWS::Lambda::Function")
+    _, function = stop_function_part(synthesized, "AWS::Lambda::Function")
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["AUTOSTOP_TAG_KEY"] == "team:autostop"
     assert variables["AUTOSTOP_TAG_VALUE"] == "yes"
@@ -129,13 +140,13 @@ def test_context_reaches_environment_concurrency_and_retention(synth: Synth) -> 
     assert variables["AUTOSTOP_DRY_RUN"] == "true"
     assert variables["AUTOSTOP_ALARM_PREFIX"] == "stopper-"
     assert function["Properties"]["ReservedConcurrentExecutions"] == 7
-    _, log_group = synthesized.only("AWS::Logs::LogGroup")
+    _, log_group = stop_function_part(synthesized, "AWS::Logs::LogGroup")
     assert log_group["Properties"]["RetentionInDays"] == 90
 
 
 def test_stop_function_logs_to_its_own_retained_log_group(default_app: Synthesized) -> None:
-    log_group_id, log_group = default_app.only("AWS::Logs::LogGroup")
-    _, function = default_app.only("AWS::Lambda::Function")
+    log_group_id, log_group = stop_function_part(default_app, "AWS::Logs::LogGroup")
+    _, function = stop_function_part(default_app, "AWS::Lambda::Function")
     assert log_group["Properties"]["RetentionInDays"] == 30
     assert log_group["DeletionPolicy"] == "Retain"
     assert function["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": log_group_id}}
@@ -143,8 +154,8 @@ def test_stop_function_logs_to_its_own_retained_log_group(default_app: Synthesiz
 
 def test_failed_invocations_are_retried_then_kept_in_the_dead_letter_queue(default_app: Synthesized) -> None:
     queue_id, _ = default_app.only("AWS::SQS::Queue")
-    function_id, function = default_app.only("AWS::Lambda::Function")
-    _, invoke_config = default_app.only("AWS::Lambda::EventInvokeConfig")
+    function_id, function = stop_function_part(default_app, "AWS::Lambda::Function")
+    _, invoke_config = stop_function_part(default_app, "AWS::Lambda::EventInvokeConfig")
     assert function["Properties"]["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
     assert invoke_config["Properties"] == {
         "FunctionName": {"Ref": function_id},
@@ -156,8 +167,12 @@ def test_failed_invocations_are_retried_then_kept_in_the_dead_letter_queue(defau
 
 def test_function_waits_for_every_policy_of_its_role(default_app: Synthesized) -> None:
     # Lambda checks sqs:SendMessage on the DLQ at creation: the policy granting it must exist first.
-    _, function = default_app.only("AWS::Lambda::Function")
-    policy_ids = set(default_app.resources("AWS::IAM::Policy"))
+    _, function = stop_function_part(default_app, "AWS::Lambda::Function")
+    policy_ids = {
+        policy_id
+        for policy_id, policy in default_app.resources("AWS::IAM::Policy").items()
+        if "/AutoStop/StopFunction" in policy["Metadata"]["aws:cdk:path"]
+    }
     assert policy_ids
     assert policy_ids <= set(function["DependsOn"])
 
@@ -168,7 +183,7 @@ def test_function_waits_for_every_policy_of_its_role(default_app: Synthesized) -
 def test_role_has_no_managed_policy_and_one_inline_log_policy(default_app: Synthesized) -> None:
     role_id = logical_id(default_app, "AWS::IAM::Role", "StopFunctionRole")
     role = default_app.template_json["Resources"][role_id]["Properties"]
-    log_group_id, _ = default_app.only("AWS::Logs::LogGroup")
+    log_group_id, _ = stop_function_part(default_app, "AWS::Logs::LogGroup")
     assert "ManagedPolicyArns" not in role
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
@@ -252,7 +267,9 @@ def test_publish_only_to_its_topic_and_use_only_its_key(default_app: Synthesized
             {
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Effect": "Allow",
-                "Resource": {"Fn::GetAtt": [default_app.only("AWS::Logs::LogGroup")[0], "Arn"]},
+                "Resource": {
+                    "Fn::GetAtt": [stop_function_part(default_app, "AWS::Logs::LogGroup")[0], "Arn"]
+                },
             },
         ],
         key=str,
@@ -312,7 +329,7 @@ def test_rules_on_default_bus_with_pattern_retry_policy_and_dlq(
     rule = synthesized.template_json["Resources"][
         logical_id(synthesized, "AWS::Events::Rule", f"/{rule_name}/")
     ]
-    function_id, _ = synthesized.only("AWS::Lambda::Function")
+    function_id, _ = stop_function_part(synthesized, "AWS::Lambda::Function")
     queue_id, _ = synthesized.only("AWS::SQS::Queue")
     properties = rule["Properties"]
     assert "EventBusName" not in properties  # the default bus
@@ -336,9 +353,17 @@ def stacks_settings(context: dict[str, Any]) -> AutostopSettings:
 
 
 def test_each_rule_may_invoke_the_function(default_app: Synthesized) -> None:
-    function_id, _ = default_app.only("AWS::Lambda::Function")
-    permissions = default_app.resources("AWS::Lambda::Permission").values()
-    rule_ids = set(default_app.resources("AWS::Events::Rule"))
+    function_id, _ = stop_function_part(default_app, "AWS::Lambda::Function")
+    permissions = [
+        permission
+        for permission in default_app.resources("AWS::Lambda::Permission").values()
+        if permission["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
+    rule_ids = {
+        rule_id
+        for rule_id, rule in default_app.resources("AWS::Events::Rule").items()
+        if "AlarmJanitor" not in rule["Metadata"]["aws:cdk:path"]
+    }
     assert len(rule_ids) == 3
     assert {permission["Properties"]["SourceArn"]["Fn::GetAtt"][0] for permission in permissions} == rule_ids
     for permission in permissions:
@@ -461,7 +486,7 @@ def test_three_alarms_notify_the_topic_and_ignore_missing_data(default_app: Synt
 
 
 def test_stop_function_errors_alarm(default_app: Synthesized) -> None:
-    function_id, _ = default_app.only("AWS::Lambda::Function")
+    function_id, _ = stop_function_part(default_app, "AWS::Lambda::Function")
     properties = alarm(default_app, "StopFunctionErrorsAlarm")
     assert {
         key: properties[key] for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period")
@@ -512,7 +537,7 @@ def test_account_wide_rule_issues_alarm_uses_the_contract_metric(default_app: Sy
 
 def test_outputs_name_topic_function_and_queue(default_app: Synthesized) -> None:
     topic_id, _ = default_app.only("AWS::SNS::Topic")
-    function_id, _ = default_app.only("AWS::Lambda::Function")
+    function_id, _ = stop_function_part(default_app, "AWS::Lambda::Function")
     queue_id, _ = default_app.only("AWS::SQS::Queue")
     outputs = default_app.template_json["Outputs"]
     assert outputs["NotificationTopicArn"]["Value"] == {"Ref": topic_id}

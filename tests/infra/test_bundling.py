@@ -116,8 +116,12 @@ def test_source_folder_must_exist_and_be_a_package_name(tmp_path: Path) -> None:
 
 
 def test_synthesized_stop_function_asset_is_the_bundle(default_app: Synthesized) -> None:
-    # GIVEN the app synthesized as `cdk synth` does
-    _, function = default_app.only("AWS::Lambda::Function")
+    # GIVEN the app synthesized as `cdk synth` does (the stop Lambda, not the alarm janitor)
+    (function,) = [
+        resource
+        for resource in default_app.resources("AWS::Lambda::Function").values()
+        if "/AutoStop/StopFunction/" in resource["Metadata"]["aws:cdk:path"]
+    ]
     assert function["Metadata"]["aws:asset:is-bundled"] is True
     asset = default_app.outdir / function["Metadata"]["aws:asset:path"]
     # THEN the asset root holds Powertools and the handler package the handler string names

@@ -104,19 +104,21 @@ def test_every_acknowledgement_is_needed_and_covers_exactly_its_finding(
         "acknowledge",
         lambda scope, *, rule_id, reason: made.append((scope.node.path, rule_id)),
     )
-    # WHEN synthesized  THEN exactly the acknowledged findings appear, on the stop function's role policy
+    # WHEN synthesized  THEN exactly the acknowledged findings appear, on the stop function's and the alarm
+    # janitor's role policies
     found = synth_failing(tmp_path)
     in_stack = "Autostop/"
     assert sorted(rule for path, rule in made if path.startswith(in_stack)) == sorted(
-        [TRAINING_JOB_FINDING, ALARM_FINDING]
+        [TRAINING_JOB_FINDING, ALARM_FINDING] * 2
     )
     policy = "Autostop/AutoStop/StopFunctionRole/DefaultPolicy/Resource"
+    janitor_policy = "Autostop/AutoStop/AlarmJanitor/FunctionRole/DefaultPolicy/Resource"
     found_in_stack = {
-        rule: [path for path in paths if path.startswith(in_stack)] for rule, paths in found.items()
+        rule: sorted(path for path in paths if path.startswith(in_stack)) for rule, paths in found.items()
     }
     assert {rule: paths for rule, paths in found_in_stack.items() if paths} == {
-        TRAINING_JOB_FINDING: [policy],
-        ALARM_FINDING: [policy],
+        TRAINING_JOB_FINDING: sorted([policy, janitor_policy]),
+        ALARM_FINDING: sorted([policy, janitor_policy]),
     }
 
 
@@ -146,20 +148,26 @@ def test_cfn_lint_is_clean(synth: Synth, context: dict[str, Any]) -> None:
 
 def test_w3005_is_ignored_only_where_cdk_emits_it(default_app: Synthesized) -> None:
     # GIVEN the template without the single resource-level cfn-lint ignore
-    function_id, _ = default_app.only("AWS::Lambda::Function")
+    (function_id,) = [
+        resource_id
+        for resource_id, resource in default_app.resources("AWS::Lambda::Function").items()
+        if "/AutoStop/StopFunction/" in resource["Metadata"]["aws:cdk:path"]
+    ]
     template = copy.deepcopy(default_app.template_json)
     del template["Resources"][function_id]["Metadata"]["cfn-lint"]
     # WHEN linted  THEN exactly one W3005 appears, about the role CDK lists in DependsOn
     matches = lint(template)
     assert [match.rule.id for match in matches] == ["W3005"]
     assert "StopFunctionRole" in str(matches[0])
-    # AND no other resource carries a cfn-lint ignore
+    # AND no other resource carries a cfn-lint ignore than the stack's Lambda functions (the stop Lambda
+    # and the alarm janitor, made by the same defaults.python_function), each ignoring only W3005
     ignoring = [
         resource_id
         for resource_id, resource in default_app.template_json["Resources"].items()
         if "cfn-lint" in resource.get("Metadata", {})
     ]
-    assert ignoring == [function_id]
-    assert default_app.template_json["Resources"][function_id]["Metadata"]["cfn-lint"] == {
-        "config": {"ignore_checks": ["W3005"]}
-    }
+    assert sorted(ignoring) == sorted(default_app.resources("AWS::Lambda::Function"))
+    for resource_id in ignoring:
+        assert default_app.template_json["Resources"][resource_id]["Metadata"]["cfn-lint"] == {
+            "config": {"ignore_checks": ["W3005"]}
+        }
