@@ -27,7 +27,7 @@ from infra.training_resources import TrainingResources
 # the opt-in tag. (ListTags lists training-job as an optional resource type; conditioning it costs nothing
 # because the handler calls DescribeTrainingJob, equally conditioned, first: an untagged job is already an
 # AccessDenied "out of scope" skip there.) AddTags additionally lists aws:TagKeys / aws:RequestTag, so it is
-# limited to writing the three audit tag keys and can never add or overwrite the opt-in tag itself.
+# limited to writing the audit tag keys and can never add or overwrite the opt-in tag itself.
 SAGEMAKER_READ_AND_STOP_ACTIONS = (
     "sagemaker:DescribeTrainingJob",
     "sagemaker:ListTags",
@@ -41,9 +41,11 @@ CLOUDWATCH_ALARM_ACTIONS = ("cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarm
 
 def training_job_arn_pattern(stack: cdk.Stack, settings: AutostopSettings) -> str:
     """``arn:<partition>:sagemaker:<region>:<account>:training-job/<job prefix>*``: this account and region,
-    prefix-scoped when a job prefix is configured."""
+    prefix-scoped when a job prefix is configured. The prefix is lowercased: SageMaker's training-job ARNs
+    spell the name in lower case, and IAM matches resource ARNs as SageMaker presents them."""
     return (
-        f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:training-job/{settings.job_prefix}*"
+        f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:training-job/"
+        f"{settings.job_prefix.lower()}*"
     )
 
 
@@ -154,7 +156,7 @@ class AutostopStack(cdk.Stack):
             rule_id=nag_resource_finding(self, training_jobs),
             reason="Training jobs are created after deployment under unknown names: the ARN is limited "
             "to this account, region and the configured job prefix, and every action is conditioned on "
-            "the opt-in tag (aws:ResourceTag), AddTags also on the three audit tag keys (aws:TagKeys).",
+            "the opt-in tag (aws:ResourceTag), AddTags also on the audit tag keys (aws:TagKeys).",
         )
         defaults.acknowledge(
             role,

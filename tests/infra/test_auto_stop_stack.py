@@ -575,6 +575,16 @@ def test_the_scope_parameter_holds_the_deployed_settings_and_its_name_is_an_outp
     assert output["Value"] == {"Ref": parameter_id}
 
 
+def test_an_upper_case_job_prefix_is_lowercased_in_iam_arns(synth: Synth) -> None:
+    # GIVEN jobPrefix "Sweep-": SageMaker presents training-job ARNs with the name lowercased
+    synthesized = synth({"autostop:jobPrefix": "Sweep-"})
+    # THEN the IAM resources match what AWS evaluates (training-job/sweep-*), never the verbatim prefix
+    for sid in ("DescribeAndStopOptedInTrainingJobs", "TagStoppedTrainingJobsWithAuditTagsOnly"):
+        assert statement_with_sid(synthesized, sid)["Resource"] == pseudo_arn(
+            "sagemaker", "training-job/sweep-*"
+        )
+
+
 def test_construct_exposes_what_it_made(default_app: Synthesized) -> None:
     assert isinstance(default_app.stack, stacks.AutostopStack)
     auto_stop = default_app.stack.auto_stop
