@@ -13,8 +13,11 @@ have added: ``autostop:stopped-by-rule``, ``autostop:stopped-at``, ``autostop:st
 
 The stop path is the stop Lambda's, with local adapters for its two AWS calls. Every event the job's
 evaluator writes goes through ``decision.interpret_event`` -> ``decision.screen`` -> ``decision.decide`` (the
-same functions the Lambda calls), with the job's local "DescribeTrainingJob" (its name, a local ARN and its
-status: InProgress while it runs and has not been signalled) and "ListTags" (the opt-in tag
+same functions the Lambda calls), with the job's local "DescribeTrainingJob" (its name, a local ARN, its
+status: InProgress while it runs and has not been signalled, and its signing key: every local job gets a
+fresh random key in ``AUTOSTOP_SIGNING_KEY``, its evaluator signs each event with it and the decision
+verifies the signature exactly as the stop Lambda does, so a file path is never trusted for who wrote an
+event) and "ListTags" (the opt-in tag
 ``autostop=enabled``, the sweep tag, the spec's tags). A ``STOP`` decision becomes SIGTERM to that job. The
 same holds for the ``rule:<Name>=1`` metric line, turned into the CloudWatch alarm event the per-job alarm
 would send (``signal_sources`` includes ``alarm``). Duplicate and late signals are no-ops exactly as in the
