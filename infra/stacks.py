@@ -214,13 +214,8 @@ class RenderTransformerStack(cdk.Stack):
             self,
             "RenderBucketName",
             value=self.transformer.bucket.bucket_name,
-            description="Drop render batches under renders/; rejections land under rejected/",
-        )
-        cdk.CfnOutput(
-            self,
-            "ShardLocation",
-            value=f"s3://{self.transformer.shard_bucket.bucket_name}/shards/",
-            description="Where the shards go: train/ and validation/ under it, a sweep spec's channels",
+            description="Drop render batches under renders/; rejections land under rejected/ (shards: under "
+            "shards/train/ and shards/validation/ of the shard bucket, the training stack's DataBucketName)",
         )
         cdk.CfnOutput(
             self,
