@@ -145,12 +145,12 @@ def decide(
         finding = facts.issues[0] if len(facts.findings) == 1 and facts.issues else None
         problem = (
             "a signed event carries exactly one IssuesFound status"
-            if finding is None
+            if finding is None and facts.signature is not None
             else provenance.problem(
                 job_name=facts.job_name,
-                rule_name=finding.rule_name,
-                status=finding.status,
-                step=finding.step,
+                rule_name=finding.rule_name if finding else "",
+                status=finding.status if finding else "",
+                step=finding.step if finding else None,
                 provenance=facts.signature,
                 description=description,
                 now=now,

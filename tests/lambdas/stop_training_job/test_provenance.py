@@ -279,3 +279,31 @@ def test_a_description_with_a_lowercased_arn_is_the_job_itself() -> None:
         facts, description, OPT_IN_TAGS, decision.Config(job_prefix="Sweep-"), now=now()
     )
     assert verdict.action is decision.Action.STOP
+
+
+def test_an_unsigned_event_with_many_statuses_is_refused_as_unsigned() -> None:
+    # GIVEN an unsigned in-container event carrying two IssuesFound statuses
+    event = without(load(fixtures.TRAINING_ISSUES_FOUND), ("detail", "Provenance"))
+    status = event["detail"]["DebugRuleEvaluationStatuses"][0]
+    event["detail"]["DebugRuleEvaluationStatuses"].append({**status, "RuleConfigurationName": "Other"})
+    facts = decision.interpret_event(event, decision.Config())
+    assert isinstance(facts, decision.EventFacts)
+    description = {
+        "TrainingJobName": JOB_NAME,
+        "TrainingJobArn": fixtures.JOB_ARN,
+        "TrainingJobStatus": "InProgress",
+        "HyperParameters": {"autostop_signing_key": fixtures.SAMPLE_SIGNING_KEY},
+    }
+    # WHEN decided, THEN the reason is that it is not signed
+    verdict = decision.decide(facts, description, OPT_IN_TAGS, decision.Config(), now=fixtures.SAMPLE_TIME)
+    assert (verdict.reason, verdict.detail) == (
+        decision.Reason.UNVERIFIED_EVENT,
+        "the in-container event is not signed",
+    )
+    # AND a signed event cannot carry two statuses at all
+    signed_two = changed(
+        event, ("detail", "Provenance"), load(fixtures.TRAINING_ISSUES_FOUND)["detail"]["Provenance"]
+    )
+    ignored = decision.interpret_event(signed_two, decision.Config())
+    assert isinstance(ignored, decision.IgnoredEvent)
+    assert ignored.reason is decision.Reason.MALFORMED_EVENT
