@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from training.debugger import contract
+
 LOSSES = ("ssim", "l2", "ssim_l1")
 # How the encoder combines the views (training/model.py): "none" stacks them on the channel axis (the
 # reference model); "mean"/"max" encode every view with the same convolutions and pool over the views.
@@ -31,6 +33,9 @@ VIEW_POOLINGS = ("none", "mean", "max")
 DECAYS = ("none", "exponential", "inverse_time")
 # Keys the SageMaker Python SDK adds to every job's hyperparameters; they are not ours to validate.
 SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
+# The job's event-signing key: read by the rule evaluator's signer (training/debugger/provenance.py), never a
+# training setting, and never kept where training settings are logged.
+NOT_TRAINING_SETTINGS = frozenset({contract.SIGNING_KEY_HYPERPARAMETER})
 # tf.image.ssim uses an 11x11 Gaussian window: smaller images cannot be scored.
 MINIMUM_IMAGE_SIZE = 16
 # Training length when neither steps nor epochs is given.
@@ -355,7 +360,7 @@ def from_mapping(values: Mapping[str, object]) -> HyperParameters:
     """Parse hyperparameters given as strings (SageMaker) or JSON values (local files, tests)."""
     parsed: dict[str, Any] = {}
     for name, raw in values.items():
-        if name.startswith(SAGEMAKER_RESERVED_PREFIX):
+        if name.startswith(SAGEMAKER_RESERVED_PREFIX) or name in NOT_TRAINING_SETTINGS:
             continue
         if name not in _PARSERS:
             raise HyperparameterError(f"unknown hyperparameter {name!r} (known: {', '.join(NAMES)})")

@@ -157,3 +157,13 @@ def test_model_options_are_off_by_default_and_reach_the_architecture() -> None:
     # THEN the reference model is the default, and the options land in the architecture
     assert (default.view_pooling, default.normalize_embedding) == ("none", False)
     assert (chosen.view_pooling, chosen.normalize_embedding) == ("max", True)
+
+
+def test_the_job_signing_key_is_accepted_and_not_kept_as_a_training_setting() -> None:
+    # GIVEN the hyperparameters the SageMaker launcher writes: training settings plus the signing key
+    values = {"learning_rate": "0.003", "autostop_signing_key": "k" * 43}
+    # WHEN the container parses them
+    parsed = hparams.from_mapping(values)
+    # THEN the job starts with its settings, and the key is nowhere in them (it is read by the signer)
+    assert parsed.learning_rate == 0.003
+    assert "k" * 43 not in repr(parsed)
