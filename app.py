@@ -28,17 +28,19 @@ def build_app(app: cdk.App) -> stacks.AutostopStack:
         settings=settings,
         description="autostop: SageMaker training jobs whose Debugger rules find issues stop themselves",
     )
+    training = stacks.TrainingStack(
+        app,
+        TRAINING_STACK_NAME,
+        description="autostop: training image, buckets and SageMaker execution role",
+    )
+    # Shards land in the training data bucket, where the execution role reads them: no copy step.
     stacks.RenderTransformerStack(
         app,
         RENDER_TRANSFORMER_STACK_NAME,
         settings=config.transformer_settings_from_context(app.node.try_get_context),
         alarm_topic=stack.auto_stop.topic,
+        shard_bucket=training.training.data_bucket,
         description="autostop: render batches dropped in S3 become training shards (S3 -> SQS -> Lambda)",
-    )
-    stacks.TrainingStack(
-        app,
-        TRAINING_STACK_NAME,
-        description="autostop: training image, buckets and SageMaker execution role",
     )
     cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
     return stack

@@ -212,7 +212,7 @@ def main() -> str:
         for name in CONFIGURATIONS
     }
     lines = [
-        "## Debugger recording overhead (issue 5)",
+        "## Debugger recording overhead",
         "",
         f"Command: `{COMMAND}` -- `optimized` preset ({results['parameters']:,} parameters), batch of "
         f"{BATCH_SIZE} rendered designs ({NUM_VIEWS} views of {IMAGE_SIZE}x{IMAGE_SIZE}), SSIM loss, "

@@ -151,7 +151,7 @@ def main() -> str:
     milliseconds: dict[tuple[str, str], float] = results["milliseconds"]  # type: ignore[assignment]
     sizes: dict[str, dict[str, int]] = results["sizes"]  # type: ignore[assignment]
     lines = [
-        "## Training step time and model size (issue 4)",
+        "## Training step time and model size",
         "",
         f"Command: `{COMMAND}` -- batch of {BATCH_SIZE} rendered designs, {NUM_VIEWS} views of "
         f"{IMAGE_SIZE}x{IMAGE_SIZE}, Adam, TF {tf.__version__} on CPU ({os.cpu_count()} cores, "

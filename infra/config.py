@@ -33,7 +33,7 @@ Context keys (defaults in ``CONTEXT_KEYS``; ``cdk.json`` carries the same defaul
     Retention of the stop Lambda's log group, one of CloudWatch Logs' allowed values
     (``LOG_RETENTION_DAYS_ALLOWED``).
 
-Render transformer (issue 3; ranges are checked again by ``infra.render_transformer``):
+Render transformer (ranges are checked again by ``infra.render_transformer``):
 
 ``autostop:transformer:memoryMb`` (``1024``), ``autostop:transformer:timeoutSeconds`` (``120``),
 ``autostop:transformer:architecture`` (``arm64`` or ``x86_64``)
@@ -320,7 +320,7 @@ def settings_from_context(lookup: Callable[[str], object]) -> AutostopSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TransformerSettings:
-    """Settings of the render transformer (issue 3). Ranges Lambda and SQS impose are checked by the
+    """Settings of the render transformer. Ranges Lambda and SQS impose are checked by the
     construct itself; here the types and the architecture name."""
 
     memory_mb: int = 1024

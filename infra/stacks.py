@@ -72,7 +72,7 @@ def nag_resource_finding(stack: cdk.Stack, arn: str) -> str:
 
 
 class AutostopStack(cdk.Stack):
-    """The auto-termination core (issue 2): rules, stop Lambda, DLQ, topic, alarms, and the Lambda's grants.
+    """The auto-termination core: rules, stop Lambda, DLQ, topic, alarms, and the Lambda's grants.
 
     Outputs: the notification topic ARN, the stop function name and the dead-letter queue URL.
     """
@@ -168,7 +168,7 @@ class AutostopStack(cdk.Stack):
 
 
 class RenderTransformerStack(cdk.Stack):
-    """The S3 -> SQS -> concurrent Lambda dataset transformer (issue 3); its alarms go to the auto-stop
+    """The S3 -> SQS -> concurrent Lambda dataset transformer; its alarms go to the auto-stop
     stack's topic, so one subscription hears about stopped jobs and stuck render batches alike.
 
     Outputs: the render bucket (drop batches under ``renders/``) and the queue ``autostop transform submit``
@@ -226,8 +226,9 @@ class RenderTransformerStack(cdk.Stack):
 
 
 class TrainingStack(cdk.Stack):
-    """The training image, buckets and SageMaker execution role (issue 4). A stack of its own because
-    deploying it builds the container image, which needs Docker; the other stacks deploy without it."""
+    """The training image, buckets and SageMaker execution role. A stack of its own because deploying it
+    builds the container images, which needs Docker; the render transformer writes its shards into this
+    stack's data bucket, so it deploys after it; the auto-stop stack deploys without it."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)

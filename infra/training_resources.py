@@ -12,8 +12,8 @@
   ``defaults.secure_bucket`` (private, TLS-only, encrypted, versioned, access-logged).
 - ``role``: what a training job needs and nothing else -- these buckets only, pulling this image's
   repository, writing its logs to ``/aws/sagemaker/TrainingJobs``, SageMaker's metrics in its own
-  namespace, and ``events:PutEvents`` of ``autostop.training`` events to the default bus (issue 5's stop
-  signal). Each statement says why it is scoped the way it is.
+  namespace, and ``events:PutEvents`` of ``autostop.training`` events to the default bus (the in-container
+  stop signal). Each statement says why it is scoped the way it is.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why a custom loop and not ``Model.fit``: a SageMaker job counts optimizer steps,
 and resumes mid-"epoch" after a spot interruption, validates every M steps, and must stop within seconds
 of SIGTERM with a checkpoint. ``fit`` ties all of that to epochs. The loop still speaks Keras: the step
 logic lives in ``AutoencoderTrainer.train_step``/``test_step`` (a ``keras.Model`` subclass), and the loop
-drives standard ``keras.callbacks.Callback`` objects (metric log lines, TensorBoard, and -- issue 5 -- the
+drives standard ``keras.callbacks.Callback`` objects (metric log lines, TensorBoard, and the
 Debugger tensor writer and rule evaluator) with these calls:
 
 - ``on_train_begin()``; ``callback.model`` is the trainer (``trainer.autoencoder``, ``trainer.encoder``,

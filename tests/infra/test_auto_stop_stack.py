@@ -1,4 +1,4 @@
-"""The synthesized autostop stack, resource by resource: what issue 2 §2 asks for, exactly.
+"""The synthesized autostop stack, resource by resource: what the auto-stop core promises, exactly.
 
 Templates come from app.py's real in-process synth (cdk.json context + overrides, cdk-nag on, the stop
 Lambda bundled by infra/bundling.py), so these assertions read what ``cdk deploy`` would deploy.

@@ -1,6 +1,6 @@
 """The stop Lambda end to end through real botocore over HTTP: moto (SNS, SQS, CloudWatch), SageMaker fake.
 
-Each test names the behaviour of issue 2 section 3 it proves. The fake's call log is the proof of what
+Each test names the behaviour of the stop path it proves. The fake's call log is the proof of what
 was (not) sent to SageMaker; the SQS queue subscribed to the topic is the proof of what was notified.
 """
 

@@ -149,7 +149,7 @@ def test_same_seed_gives_identical_bytes_whatever_the_workers_and_another_seed_d
 
 @pytest.mark.parametrize("archive_format", batches.ARCHIVE_FORMATS)
 def test_the_transformer_accepts_every_generated_design(tmp_path: pathlib.Path, archive_format: str) -> None:
-    """Contract with issue 3's transformer core: our archives are training data, nothing rejected."""
+    """Contract with the transformer core: our archives are training data, nothing rejected."""
     manifest = _generate(tmp_path, archive_format=archive_format, designs_per_batch=3)
     (batch,) = manifest.batches
     path = pathlib.Path(batch.path)
