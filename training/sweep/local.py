@@ -216,6 +216,7 @@ class LocalJob:
     ended_step: int | None = None
     error_line: str | None = None
     last_rung_step: int = 0  # the latest validation step the cross-job comparison has seen
+    stopped_by_sweep: bool = False  # a rule's decision or the cross-job comparison stopped it
 
     @property
     def name(self) -> str:
@@ -559,6 +560,7 @@ class LocalSweep:
         job.process.send_signal(signal.SIGTERM)
         job.status = "Stopping"
         job.stop_signalled_at = time.monotonic()
+        job.stopped_by_sweep = True
         job.tags.update(tags)
         (job.directory / TAGS_FILE_NAME).write_text(json.dumps(job.tags, indent=2), encoding="utf-8")
         job.record.stopped_by_rule = rule_name
@@ -641,10 +643,10 @@ class LocalSweep:
             record.seconds_to_stop = ended - job.stop_signalled_at
         code = job.process.returncode
         failure = self._failure_reason(job, code)
-        if job.interrupted and job.stop_signalled_at is None:
+        if job.interrupted and not job.stopped_by_sweep:
             record.state = report_module.INTERRUPTED
             job.status = "Stopped"
-        elif job.stop_signalled_at is not None:
+        elif job.stopped_by_sweep:
             record.state = report_module.STOPPED
             job.status = "Stopped"
             if code != 0:
