@@ -473,3 +473,16 @@ def test_the_custom_rule_source_is_uploaded_over_http_where_the_jobs_point(moto_
     key = uri.removeprefix("s3://autostop-models-123456789012/")
     body = s3.get_object(Bucket="autostop-models-123456789012", Key=key)["Body"].read()
     assert body == Path(clustering.CUSTOM_RULE_SOURCE).read_bytes()
+
+
+def test_a_cross_job_section_is_refused_rather_than_silently_ignored_on_sagemaker() -> None:
+    # GIVEN the example spec with jobs compared across the sweep (a local-backend feature)
+    document = spec_module.read_document(EXAMPLE_SPEC)
+    assert isinstance(document, dict)
+    document["cross_job"] = {"policy": "asha"}
+    spec = spec_module.parse_spec(document)
+    # WHEN launching it on SageMaker THEN the launcher says so before any job exists
+    with pytest.raises(
+        sagemaker_backend.LaunchError, match="cross_job compares jobs in the local backend only"
+    ):
+        sagemaker_backend.LaunchSettings.resolve(spec)

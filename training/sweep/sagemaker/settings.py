@@ -72,6 +72,12 @@ class LaunchSettings:
                 f"rule(s) {', '.join(custom)} would run nowhere: in_container_rules is off and "
                 "sagemaker.custom_rule_image_uri (AWS's custom rule evaluator image) is not set"
             )
+        if spec.cross_job is not None:
+            # The comparison runs in the local runner only; on SageMaker it would silently do nothing.
+            problems.append(
+                "cross_job compares jobs in the local backend only: on SageMaker no job would be stopped "
+                "by it (remove the section, or run the sweep locally)"
+            )
         for job in spec.jobs():
             local = [
                 channel
