@@ -35,6 +35,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# smdebug logs every trial it opens to stdout, which is this benchmark's markdown section.
+os.environ.setdefault("SMDEBUG_LOG_LEVEL", "error")
 
 from bench import _replay
 from lambdas.stop_training_job import cross_job
