@@ -37,19 +37,6 @@ def janitor_environment(settings: AutostopSettings) -> dict[str, str]:
     return {"AUTOSTOP_ALARM_PREFIX": settings.alarm_prefix, "AUTOSTOP_JOB_PREFIX": settings.job_prefix}
 
 
-def _nag_resource_finding(stack: cdk.Stack, arn: str) -> str:
-    """cdk-nag's id of an IAM5 wildcard-resource finding on ``arn`` (pseudo parameters rendered by name)."""
-    rendered = arn
-    for value, name in (
-        (stack.partition, "<AWS::Partition>"),
-        (stack.region, "<AWS::Region>"),
-        (stack.account, "<AWS::AccountId>"),
-    ):
-        if cdk.Token.is_unresolved(value):
-            rendered = rendered.replace(value, name)
-    return f"AwsSolutions-IAM5[Resource::{rendered}]"
-
-
 class AlarmJanitor(Construct):
     """Attributes: ``function``, ``role``, ``log_group`` and ``schedule`` (the hourly EventBridge rule)."""
 
@@ -120,14 +107,14 @@ class AlarmJanitor(Construct):
         )
         defaults.acknowledge(
             self.role,
-            rule_id=_nag_resource_finding(stack, training_jobs),
+            rule_id=defaults.nag_resource_finding(stack, training_jobs),
             reason="Training jobs are created after deployment under unknown names: the ARN is limited "
             "to this account, region and the configured job prefix, and DescribeTrainingJob (the only "
             "action) is conditioned on the opt-in tag (aws:ResourceTag).",
         )
         defaults.acknowledge(
             self.role,
-            rule_id=_nag_resource_finding(stack, alarms),
+            rule_id=defaults.nag_resource_finding(stack, alarms),
             reason="Per-job alarms are created by training launchers as '<alarm prefix><job>/<rule>', "
             "names not known at deploy time: the ARN is limited to this account, region and that name "
             "prefix, so the janitor can describe and delete only per-job alarms, never this stack's own.",

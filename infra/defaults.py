@@ -545,3 +545,17 @@ def _as_list(value: object) -> list[object]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def nag_resource_finding(stack: cdk.Stack, arn: str) -> str:
+    """The id cdk-nag gives an IAM5 wildcard-resource finding on ``arn``: pseudo-parameter tokens are
+    rendered as ``<AWS::Partition>``, ``<AWS::Region>``, ``<AWS::AccountId>`` (concrete values stay)."""
+    rendered = arn
+    for value, name in (
+        (stack.partition, "<AWS::Partition>"),
+        (stack.region, "<AWS::Region>"),
+        (stack.account, "<AWS::AccountId>"),
+    ):
+        if cdk.Token.is_unresolved(value):
+            rendered = rendered.replace(value, name)
+    return f"AwsSolutions-IAM5[Resource::{rendered}]"

@@ -57,20 +57,6 @@ def per_job_alarm_arn_pattern(stack: cdk.Stack, settings: AutostopSettings) -> s
     )
 
 
-def nag_resource_finding(stack: cdk.Stack, arn: str) -> str:
-    """The id cdk-nag gives an IAM5 wildcard-resource finding on ``arn``: pseudo-parameter tokens are
-    rendered as ``<AWS::Partition>``, ``<AWS::Region>``, ``<AWS::AccountId>`` (concrete values stay)."""
-    rendered = arn
-    for value, name in (
-        (stack.partition, "<AWS::Partition>"),
-        (stack.region, "<AWS::Region>"),
-        (stack.account, "<AWS::AccountId>"),
-    ):
-        if cdk.Token.is_unresolved(value):
-            rendered = rendered.replace(value, name)
-    return f"AwsSolutions-IAM5[Resource::{rendered}]"
-
-
 class AutostopStack(cdk.Stack):
     """The auto-termination core: rules, stop Lambda, DLQ, topic, alarms, and the Lambda's grants.
 
@@ -153,14 +139,14 @@ class AutostopStack(cdk.Stack):
         # deployment with names nobody knows yet. Each is scoped to this account and region.
         defaults.acknowledge(
             role,
-            rule_id=nag_resource_finding(self, training_jobs),
+            rule_id=defaults.nag_resource_finding(self, training_jobs),
             reason="Training jobs are created after deployment under unknown names: the ARN is limited "
             "to this account, region and the configured job prefix, and every action is conditioned on "
             "the opt-in tag (aws:ResourceTag), AddTags also on the audit tag keys (aws:TagKeys).",
         )
         defaults.acknowledge(
             role,
-            rule_id=nag_resource_finding(self, alarms),
+            rule_id=defaults.nag_resource_finding(self, alarms),
             reason="Per-job alarms are created by training launchers as '<alarm prefix><job>/<rule>', "
             "names not known at deploy time: the ARN is limited to this account, region and that name "
             "prefix, so the function can describe and delete only per-job alarms, never this stack's own.",
