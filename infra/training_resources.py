@@ -35,7 +35,7 @@ GPU_DOCKERFILE = "training/Dockerfile.gpu"
 # Namespace SageMaker publishes training metrics (metric definitions, instance metrics) into.
 SAGEMAKER_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-# EventBridge `source` of the in-container rule evaluator's events (shared/reference/events.md §3).
+# EventBridge `source` of the in-container rule evaluator's events (docs/events.md).
 TRAINING_EVENT_SOURCE = "autostop.training"
 DEFAULT_CHECKPOINT_EXPIRATION = cdk.Duration.days(30)
 DEFAULT_DEBUG_OUTPUT_EXPIRATION = cdk.Duration.days(90)

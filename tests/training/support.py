@@ -14,7 +14,7 @@ import tensorflow as tf
 
 
 def serialize_design(design_id: str, family: str, views: np.ndarray) -> bytes:
-    """One design as a tf.train.Example in the training shard format (CONTRACTS.md)."""
+    """One design as a tf.train.Example in the training shard format (docs/data-format.md)."""
     num_views, height, width = views.shape
     feature = {
         "design_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[design_id.encode()])),

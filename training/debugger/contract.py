@@ -1,4 +1,4 @@
-"""Names and limits the stop Lambda's contract fixes (CONTRACTS.md, docs/events.md), for the container.
+"""Names and limits the stop Lambda's contract fixes (docs/events.md), for the container.
 
 Why a copy and not ``from lambdas.stop_training_job import decision``: the training image is built from
 ``training/`` alone and does not ship ``lambdas/``. The values are the decision core's own; a test

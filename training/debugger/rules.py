@@ -1,7 +1,7 @@
 """Debugger rules on ``smdebug.rules.Rule``: AWS's documented built-ins re-implemented, and a latent rule.
 
 Why re-implemented: Debugger's built-in rule implementations were never open source and are in no smdebug
-release. These accept AWS's documented rule and parameter names (shared/reference/rules-and-peers.md), so a
+release. These accept AWS's documented rule and parameter names, so a
 sweep spec written for managed Debugger configures them unchanged. Their semantics are built to never stop a
 healthy job at their defaults, on any model: they judge smoothed values (window medians, validation means),
 need the condition at several consecutive judgments (``patience``), and scale to the job's own behaviour

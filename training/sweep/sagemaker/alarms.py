@@ -2,7 +2,8 @@
 
 Why alarms: the ``rule:<Name>=1`` log line becomes a metric through the job's metric definitions, and an
 alarm on it reaches the stop Lambda through EventBridge: the stop path that works with network isolation
-(CONTRACTS.md). The stop Lambda deletes a job's alarms on its terminal event too; deleting twice is harmless.
+(docs/events.md). The stop Lambda deletes a job's alarms on its terminal event too; deleting twice is
+harmless.
 """
 
 from __future__ import annotations
