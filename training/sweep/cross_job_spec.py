@@ -14,16 +14,14 @@ the local runner and the Lambda). Example::
       dry_run: false          # log what would be stopped, stop nothing
 
 The objective and its direction are the spec's ``objective``; a rung is judged on the validation value of
-that metric at the first validation at or after the rung. Settings are checked here, with the spec's other
-problems, and become ``CrossJobSettings`` for the spec's budget (``settings``), so a budget override
-(``--steps``) moves the rungs with it.
+that metric at the first validation at or after the rung. Settings are checked with the spec's other problems
+(``spec._parse_cross_job``) and become ``CrossJobSettings`` for the spec's budget (``settings``), so a budget
+override (``--steps``) moves the rungs with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 from lambdas.stop_training_job import cross_job
 
@@ -52,57 +50,3 @@ class CrossJobSpec:
             keep_best=self.keep_best,
             dry_run=self.dry_run,
         )
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def parse(value: object) -> tuple[CrossJobSpec | None, list[tuple[str, str]]]:
-    """The section as a ``CrossJobSpec``, or the problems found, as (key path, message) pairs."""
-    if not isinstance(value, Mapping):
-        return None, [("cross_job", f"expected a mapping, got {type(value).__name__}")]
-    problems: list[tuple[str, str]] = []
-    for key in value:
-        if key not in KEYS:
-            problems.append((f"cross_job.{key}", f"unknown key (known: {', '.join(KEYS)})"))
-    options: dict[str, Any] = {}
-    policy = value.get("policy", cross_job.Policy.ASHA.value)
-    if policy not in {item.value for item in cross_job.Policy}:
-        problems.append(("cross_job.policy", f"{policy!r} is not one of {', '.join(cross_job.Policy)}"))
-    else:
-        options["policy"] = cross_job.Policy(policy)
-    for key in ("grace_period", "min_reports", "keep_best"):
-        if key in value:
-            if not _is_integer(value[key]):
-                problems.append((f"cross_job.{key}", f"expected an integer, got {value[key]!r}"))
-            else:
-                options[key] = value[key]
-    if "reduction_factor" in value:
-        factor = value["reduction_factor"]
-        if isinstance(factor, bool) or not isinstance(factor, int | float):
-            problems.append(("cross_job.reduction_factor", f"expected a number, got {factor!r}"))
-        else:
-            options["reduction_factor"] = float(factor)
-    if "rung_levels" in value:
-        levels = value["rung_levels"]
-        if not isinstance(levels, list) or not levels or not all(_is_integer(level) for level in levels):
-            problems.append(("cross_job.rung_levels", f"expected a list of step counts, got {levels!r}"))
-        else:
-            options["rung_levels"] = tuple(levels)
-    if "dry_run" in value:
-        if not isinstance(value["dry_run"], bool):
-            problems.append(("cross_job.dry_run", f"expected true or false, got {value['dry_run']!r}"))
-        else:
-            options["dry_run"] = value["dry_run"]
-    if problems:
-        return None, problems
-    section = CrossJobSpec(**options)
-    # The core's own checks (reduction factor >= 2, min_reports >= 2, ...), with a placeholder budget.
-    try:
-        section.settings(
-            goal=cross_job.MAXIMIZE, max_steps=max(2, *section.rung_levels, section.grace_period + 1)
-        )
-    except cross_job.SettingsError as error:
-        return None, [("cross_job", str(error))]
-    return section, []

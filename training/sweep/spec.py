@@ -487,11 +487,7 @@ def parse_spec(document: object, *, source: str = "<spec>") -> SweepSpec:
     stopping = _parse_stopping(root.get("stopping", {}), rules, problems)
     tags = _parse_tags(root.get("tags", {}), problems)
     sagemaker = _parse_sagemaker(root.get("sagemaker", {}), problems)
-    compare_jobs = None
-    if "cross_job" in root:
-        compare_jobs, cross_job_problems = cross_job_spec.parse(root["cross_job"])
-        for path, message in cross_job_problems:
-            problems.add(path, message)
+    compare_jobs = _parse_cross_job(root["cross_job"], problems) if "cross_job" in root else None
 
     if problems.items or name is None or seed is None or max_parallel is None or steps is None:
         raise SpecError(source, problems.items)
@@ -925,6 +921,51 @@ def _parse_stopping(value: object, rules: Sequence[RuleSpec], problems: _Problem
                     problems.add(_join("stopping.rules", index), f"{item!r} is not a configured rule")
             stopping_rules = frozenset(raw)
     return StoppingSettings(stopping_rules, bool(dry_run))
+
+
+def _parse_cross_job(value: object, problems: _Problems) -> cross_job_spec.CrossJobSpec | None:
+    mapping = problems.mapping(value, "cross_job")
+    if mapping is None:
+        return None
+    problems.known_keys(mapping, "cross_job", cross_job_spec.KEYS)
+    before = len(problems.items)
+    options: dict[str, Any] = {}
+    policy = mapping.get("policy", cross_job.Policy.ASHA.value)
+    if policy not in {item.value for item in cross_job.Policy}:
+        problems.add("cross_job.policy", f"{_describe(policy)} is not one of {', '.join(cross_job.Policy)}")
+    else:
+        options["policy"] = cross_job.Policy(policy)
+    for key in ("grace_period", "min_reports", "keep_best"):
+        if key in mapping:
+            options[key] = problems.integer(mapping[key], f"cross_job.{key}", minimum=1)
+    if "reduction_factor" in mapping:
+        options["reduction_factor"] = problems.number(
+            mapping["reduction_factor"], "cross_job.reduction_factor"
+        )
+    if "rung_levels" in mapping:
+        levels = mapping["rung_levels"]
+        if not isinstance(levels, list) or not levels:
+            problems.add("cross_job.rung_levels", f"expected a list of step counts, got {_describe(levels)}")
+        else:
+            checked = [
+                problems.integer(level, _join("cross_job.rung_levels", index), minimum=1)
+                for index, level in enumerate(levels)
+            ]
+            options["rung_levels"] = tuple(level for level in checked if level is not None)
+    if "dry_run" in mapping:
+        options["dry_run"] = problems.boolean(mapping["dry_run"], "cross_job.dry_run")
+    if len(problems.items) > before:
+        return None
+    section = cross_job_spec.CrossJobSpec(**options)
+    # The core's own checks (reduction factor >= 2, min_reports >= 2, ...), with a placeholder budget.
+    try:
+        section.settings(
+            goal=cross_job.MAXIMIZE, max_steps=max(2, *section.rung_levels, section.grace_period + 1)
+        )
+    except cross_job.SettingsError as error:
+        problems.add("cross_job", str(error))
+        return None
+    return section
 
 
 def _parse_tags(value: object, problems: _Problems) -> dict[str, str]:
