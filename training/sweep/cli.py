@@ -1,14 +1,17 @@
 """``autostop sweep``: run a sweep (locally or on SageMaker), show its status, rebuild its report.
 
     autostop sweep run SPEC [--backend local|sagemaker] [--dry-run] [--out DIR] [--baseline] ...
+    autostop sweep run SPEC --backend sagemaker --detach --table TABLE
     autostop sweep configure SPEC --outputs cdk-outputs.json [-o SPEC_OUT]
     autostop sweep resume DIR|SWEEP
+    autostop sweep resume SWEEP --table TABLE [--region REGION]
     autostop sweep status SWEEP|DIR [--alarm-prefix autostop-] [--json]
     autostop sweep report DIR
 
 Exit status: 0 when every job ran (stopped by a rule counts as ran), 1 when a SageMaker job failed, none
 could be launched or the launcher had to detach (``resume`` picks it up), 2 for a bad spec or arguments,
-130 after Ctrl-C.
+130 after Ctrl-C. ``--detach`` (docs/sweeps.md "Detached sweeps"): 0 once the sweep is queued and its first
+jobs launched, 1 when a launch was refused or must wait.
 
 Heavy imports (TensorFlow in the jobs, the SageMaker SDK, boto3, matplotlib) wait until a command runs, so
 ``autostop --help`` stays fast.
@@ -84,6 +87,16 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--region", help="SageMaker: the region (default: sagemaker.region, else AWS_REGION / the profile's)"
     )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="SageMaker: queue every job in the sweep-state table, launch the first max_parallel_jobs and "
+        "exit; the stack's sweep launcher Lambda launches the rest as jobs end (needs --table)",
+    )
+    run.add_argument(
+        "--table",
+        help="with --detach: the sweep-state DynamoDB table (the Autostop stack's SweepTableName output)",
+    )
     run.set_defaults(handler=run_command)
 
     configure = actions.add_parser(
@@ -113,6 +126,17 @@ def register(subparsers: Any) -> None:
         "and rewrite the report. DIR is the sweep's folder (it holds launch.json); a name means runs/NAME.",
     )
     resume.add_argument("sweep", help="the sweep's folder, or its name (runs/<name>)")
+    resume.add_argument(
+        "--table",
+        help="a detached sweep (run --detach): its sweep-state table; launch what its controller left "
+        "unlaunched (claimed jobs not created, free slots), with the same conditional writes",
+    )
+    resume.add_argument("--region", help="with --table: the AWS region (default: from the AWS configuration)")
+    resume.add_argument(
+        "--alarm-prefix",
+        default="autostop-",
+        help="with --table: per-job alarm name prefix (default autostop-)",
+    )
     resume.set_defaults(handler=resume_command)
 
     status = actions.add_parser("status", help="a sweep's jobs, rule statuses and who stopped what")
@@ -171,6 +195,8 @@ def run_command(arguments: argparse.Namespace) -> int:
     except spec_module.SpecError as error:
         return _fail(arguments, str(error))
     directory = arguments.out or DEFAULT_RUNS_DIRECTORY / spec.name
+    if arguments.detach and arguments.backend != "sagemaker":
+        return _fail(arguments, "--detach runs a sweep on SageMaker only: add --backend sagemaker")
     if arguments.backend == "sagemaker":
         return _run_sagemaker(spec, arguments, directory)
     return _run_local(spec, arguments, directory)
@@ -239,6 +265,8 @@ def _run_sagemaker(spec: Any, arguments: argparse.Namespace, directory: Path) ->
         planned = sagemaker_backend.plan(spec, launch)
         sagemaker_backend.print_plan(planned, spec, lambda line: print(line, flush=True))
         return 0
+    if arguments.detach:
+        return _detach_sagemaker(spec, launch, arguments)
     resume.save_launch(
         directory,
         spec_document=spec_module.read_document(arguments.spec),
@@ -259,29 +287,14 @@ def _launch_sagemaker(
     spec: Any, launch: Any, arguments: argparse.Namespace, directory: Path, *, existing: bool
 ) -> int:
     """Preflight, launch (or resume) and report; the exit status says how it went (module docstring)."""
-    import boto3
-
     from training.sweep import report, scope
     from training.sweep import sagemaker as sagemaker_backend
-    from training.sweep.sagemaker import faults, preflight, resume
+    from training.sweep.sagemaker import faults, resume
 
-    session = boto3.Session(region_name=launch.region)
-    try:
-        preflight.check_credentials(session, launch)
-    except sagemaker_backend.LaunchError as error:
-        return _fail(arguments, str(error), cli_errors.EXIT_ERROR)
-    if not launch.settings.scope_parameter:
-        return _fail(
-            arguments,
-            "sagemaker.scope_parameter is missing: the stop stack's ScopeParameterName output, which "
-            "`autostop sweep configure --outputs cdk-outputs.json` fills in; without it no launch can know "
-            "whether the deployed stack watches these jobs",
-        )
-    try:
-        deployed = scope.read_deployed_scope(session.client("ssm"), launch.settings.scope_parameter)
-        scope.check_spec(spec, deployed)
-    except scope.ScopeError as error:
-        return _fail(arguments, str(error))
+    checked = _preflight(spec, launch, arguments)
+    if isinstance(checked, int):
+        return checked
+    _, deployed = checked
     clients = sagemaker_backend.aws_clients(launch.region)
     found: dict[str, Any] = {}
     if existing:
@@ -303,6 +316,138 @@ def _launch_sagemaker(
     files = report.write_report(record, directory)
     print(f"report: {files.markdown}", flush=True)
     return _exit_status(record, sweep.detached)
+
+
+def _preflight(spec: Any, launch: Any, arguments: argparse.Namespace) -> tuple[Any, Any] | int:
+    """Credentials, then the deployed scope: ``(boto3 session, deployed scope)``, or the exit status."""
+    import boto3
+
+    from training.sweep import sagemaker as sagemaker_backend
+    from training.sweep import scope
+    from training.sweep.sagemaker import preflight
+
+    session = boto3.Session(region_name=launch.region)
+    try:
+        preflight.check_credentials(session, launch)
+    except sagemaker_backend.LaunchError as error:
+        return _fail(arguments, str(error), cli_errors.EXIT_ERROR)
+    if not launch.settings.scope_parameter:
+        return _fail(
+            arguments,
+            "sagemaker.scope_parameter is missing: the stop stack's ScopeParameterName output, which "
+            "`autostop sweep configure --outputs cdk-outputs.json` fills in; without it no launch can know "
+            "whether the deployed stack watches these jobs",
+        )
+    try:
+        deployed = scope.read_deployed_scope(session.client("ssm"), launch.settings.scope_parameter)
+        scope.check_spec(spec, deployed)
+    except scope.ScopeError as error:
+        return _fail(arguments, str(error))
+    return session, deployed
+
+
+def _detach_sagemaker(spec: Any, launch: Any, arguments: argparse.Namespace) -> int:
+    """Queue the sweep in the sweep-state table, launch its first jobs, say how to follow it, exit."""
+    from training.sweep import sagemaker as sagemaker_backend
+    from training.sweep import scope
+    from training.sweep.sagemaker import detach
+
+    if not arguments.table:
+        return _fail(
+            arguments,
+            "--detach needs --table: the sweep-state table, the Autostop stack's SweepTableName output "
+            "(cdk-outputs.json)",
+        )
+    checked = _preflight(spec, launch, arguments)
+    if isinstance(checked, int):
+        return checked
+    session, deployed = checked
+    clients = sagemaker_backend.aws_clients(launch.region)
+    builder = sagemaker_backend.SageMakerSweep(
+        spec, launch, clients, log=_print_line, opt_in_tags=scope.opt_in_tags(deployed)
+    )
+    try:
+        queued = detach.queued_sweep(
+            spec, request_for=builder.request, alarm_prefix=launch.settings.alarm_prefix
+        )
+        uploaded = detach.upload_custom_rules(spec, launch, clients.session)
+        if uploaded:
+            _print_line(f"custom rule source uploaded to {uploaded}")
+        sweep_controller = _sweep_controller(
+            session,
+            arguments.table,
+            clients=clients,
+            job_prefix=deployed.job_prefix,
+            alarm_prefix=launch.settings.alarm_prefix,
+        )
+        detached = detach.detach(
+            queued, queue=sweep_controller.queue, sweep_controller=sweep_controller, log=_print_line
+        )
+    except sagemaker_backend.LaunchError as error:
+        return _fail(arguments, str(error))
+    for line in detach.follow_lines(detached, region=launch.region):
+        _print_line(line)
+    return cli_errors.EXIT_ERROR if detached.refused or detached.waiting else 0
+
+
+def _sweep_controller(session: Any, table: str, *, clients: Any, job_prefix: str, alarm_prefix: str) -> Any:
+    """The sweep launcher Lambda's controller, run from here with the caller's credentials."""
+    import datetime
+
+    from lambdas.launch_queued_jobs import controller, queue
+
+    def now() -> str:
+        return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def log(record: Any) -> None:
+        _print_line(" ".join(f"{key}={value}" for key, value in record.items()))
+
+    return controller.Controller(
+        queue=queue.SweepQueue(session.client("dynamodb"), table, now=now, log=log),
+        sagemaker=clients.sagemaker,
+        cloudwatch=clients.cloudwatch,
+        scope=controller.Scope(job_prefix=job_prefix, alarm_prefix=alarm_prefix),
+        log=log,
+    )
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def _resume_detached(arguments: argparse.Namespace) -> int:
+    """``resume SWEEP --table``: finish the launches in flight and fill the free slots of a detached sweep."""
+    import boto3
+
+    from lambdas.launch_queued_jobs import items
+    from training.sweep import sagemaker as sagemaker_backend
+
+    session = boto3.Session(region_name=arguments.region)
+    clients = sagemaker_backend.AwsClients(
+        session.client("sagemaker"), session.client("cloudwatch"), session=None
+    )
+    # The stored requests were checked against the deployed scope when the sweep was detached.
+    sweep_controller = _sweep_controller(
+        session, arguments.table, clients=clients, job_prefix="", alarm_prefix=arguments.alarm_prefix
+    )
+    state = sweep_controller.queue.sweep(arguments.sweep)
+    if state is None:
+        return _fail(arguments, f"no detached sweep {arguments.sweep} in table {arguments.table}", 1)
+    if state.state == items.PREPARING:
+        return _fail(
+            arguments,
+            f"sweep {arguments.sweep} was never opened: its --detach was interrupted while queueing jobs, "
+            "and nothing of it was launched; detach it again under another --name",
+            1,
+        )
+    progress = sweep_controller.advance(arguments.sweep)
+    state = sweep_controller.queue.sweep(arguments.sweep) or state
+    _print_line(
+        f"sweep {arguments.sweep}: {state.state}; launched now: {', '.join(progress.launched) or 'none'}; "
+        f"{state.running} running, {state.queued} queued, {state.ended} ended, {state.launch_failed} not "
+        "launched"
+    )
+    return cli_errors.EXIT_ERROR if progress.refused else 0
 
 
 def _sleep(seconds: float) -> None:
@@ -327,6 +472,8 @@ def resume_command(arguments: argparse.Namespace) -> int:
     from training.sweep import spec as spec_module
     from training.sweep.sagemaker import resume
 
+    if arguments.table:
+        return _resume_detached(arguments)
     try:
         directory = resume.sweep_folder(arguments.sweep, DEFAULT_RUNS_DIRECTORY)
         saved = resume.load_launch(directory)

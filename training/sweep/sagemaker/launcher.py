@@ -179,7 +179,8 @@ class SageMakerSweep:
 
     # --- launching ---
 
-    def _request(self, job: spec_module.JobConfig) -> dict[str, Any]:
+    def request(self, job: spec_module.JobConfig) -> dict[str, Any]:
+        """The job's ``CreateTrainingJob`` request exactly as it is sent (``detach`` stores it as is)."""
         if self._builder is None:
             self._builder = sdk.RequestBuilder(self.spec, self.launch)
         request = self._builder.create_training_job(job)
@@ -201,7 +202,7 @@ class SageMakerSweep:
 
     def _launch(self, job: spec_module.JobConfig) -> bool:
         """Create the job and its alarms; ``False``: not now (a quota), try again after the next poll."""
-        request = self._request(job)
+        request = self.request(job)
         try:
             with sdk.deferred_interrupts():
                 # Recorded in the same uninterruptible block: a job that exists is always in flight here.
