@@ -50,12 +50,13 @@ def tiny_spec(
             "embedding_size": 8,
             "batch_size": 8,
             "validation_fraction": 0.25,
-            "validation_interval": 20,
+            "validation_interval": 10,
             "checkpoint_interval": 1000,
         },
         "datasets": {"shapes": {"train": str(shards.path)}},
         "rules": [
             "ExplodingTensor",
+            "LossNotDecreasing",
             {
                 "RuleConfigurationName": "VanishingGradient",
                 "RuleParameters": {"threshold": "1e-12", "start_step": "10"},
@@ -77,14 +78,15 @@ def corrupt_dataset(directory: Path) -> Path:
 def test_a_bad_job_is_stopped_by_its_rule_a_good_one_completes_and_a_crash_is_recorded(
     rendered_shards: RenderedShards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a sweep of a job whose data is corrupt (crashes), a huge learning rate (NaN) and a good one
-    document = tiny_spec(rendered_shards, name="tiny", steps=40, learning_rates=[1e6, 0.003])
+    # GIVEN a sweep of a job whose data is corrupt (crashes), one with learning rate 0 (bad by construction:
+    # no weight moves, so its validation loss is the same at every validation, on any CPU) and a good one
+    document = tiny_spec(rendered_shards, name="tiny", steps=60, learning_rates=[0.0, 0.003])
     document["max_parallel_jobs"] = 3
     document["datasets"]["broken"] = {"train": str(corrupt_dataset(tmp_path / "broken"))}
     document["search"] = {
         "include": [
             {"dataset": "broken", "learning_rate": 0.003},
-            {"dataset": "shapes", "learning_rate": 1e6},
+            {"dataset": "shapes", "learning_rate": 0.0},
             {"dataset": "shapes", "learning_rate": 0.003},
         ]
     }
@@ -97,33 +99,38 @@ def test_a_bad_job_is_stopped_by_its_rule_a_good_one_completes_and_a_crash_is_re
     monkeypatch.chdir(tmp_path)
     sweep = local.LocalSweep(spec, Path("runs") / "tiny", progress=progress)
     record = sweep.run()
-    crashed, diverged, good = record.jobs
+    crashed, stuck, good = record.jobs
     # THEN the crash is Failed with its reason and the sweep went on
     assert crashed.state == report.FAILED
     assert crashed.failure_reason
     assert "DataLoss" in crashed.failure_reason or "record" in crashed.failure_reason
-    # AND the diverging job was stopped by ExplodingTensor, through the decision core, within a few steps
-    assert diverged.state == report.STOPPED
-    assert diverged.stopped_by_rule == "ExplodingTensor"
-    assert diverged.stop_source == decision.TRAINING_SOURCE
-    assert diverged.steps < 40
-    assert diverged.rule_step is not None
+    # AND the stuck job was stopped by LossNotDecreasing (validation every 10 steps, 3 comparisons in a row
+    # without a decrease: step 40), through the decision core, before its budget
+    assert stuck.state == report.STOPPED
+    assert stuck.stopped_by_rule == "LossNotDecreasing"
+    assert stuck.stop_source == decision.TRAINING_SOURCE
+    assert stuck.steps < 60
+    assert stuck.rule_step is not None
     stops = [item for item in sweep.decisions if item.get("action") == "stop"]
     assert [(item["job"], item["rule"], item["reason"]) for item in stops] == [
-        ("tiny-002", "ExplodingTensor", "issues_found")
+        ("tiny-002", "LossNotDecreasing", "issues_found")
     ]
     # AND it left the three tags the stop Lambda adds, and a checkpoint written on SIGTERM
     tags = json.loads(
         (tmp_path / "runs" / "tiny" / "jobs" / "tiny-002" / "tags.json").read_text(encoding="utf-8")
     )
     assert tags["autostop"] == "enabled"
-    assert tags[decision.TAG_STOPPED_BY_RULE] == "ExplodingTensor"
+    assert tags[decision.TAG_STOPPED_BY_RULE] == "LossNotDecreasing"
     assert tags[decision.TAG_STOP_SOURCE] == "autostop.training"
     assert list((tmp_path / "runs" / "tiny" / "jobs" / "tiny-002" / "opt_ml" / "checkpoints").glob("step-*"))
     # AND the good job ran its whole budget, with its rules ending NoIssuesFound and validation metrics
     assert good.state == report.COMPLETED
-    assert good.steps == 40
-    assert good.rule_statuses == {"ExplodingTensor": "NoIssuesFound", "VanishingGradient": "NoIssuesFound"}
+    assert good.steps == 60
+    assert good.rule_statuses == {
+        "ExplodingTensor": "NoIssuesFound",
+        "LossNotDecreasing": "NoIssuesFound",
+        "VanishingGradient": "NoIssuesFound",
+    }
     assert 0 < good.final_validation["validation:ssim"] <= 1
     assert good.seconds_per_step is not None
     # AND the records are on disk for the report, which is written from them
@@ -131,7 +138,8 @@ def test_a_bad_job_is_stopped_by_its_rule_a_good_one_completes_and_a_crash_is_re
         report.SweepRecord.load(tmp_path / "runs" / "tiny"), tmp_path / "runs" / "tiny"
     )
     assert "tiny-003 **(best)**" in files.markdown.read_text(encoding="utf-8")
-    assert any("tiny-002: rule ExplodingTensor found issues" in line and "SIGTERM" in line for line in lines)
+    stopped_line = "tiny-002: rule LossNotDecreasing found issues"
+    assert any(stopped_line in line and "SIGTERM" in line for line in lines)
 
 
 def _read_lines(stream: Any, lines: queue.Queue[str | None]) -> None:
@@ -166,9 +174,9 @@ def _alive(pid: int) -> bool:
 def test_ctrl_c_stops_every_job_cleanly_and_still_writes_the_report(
     rendered_shards: RenderedShards, tmp_path: Path
 ) -> None:
-    # GIVEN a runner process (the CLI) on 3 jobs, 2 at a time: a diverging one, a long good one, one waiting;
-    # stop signals taken from the rule:<Name>=1 lines as per-job alarm events
-    document = tiny_spec(rendered_shards, name="ctrlc", steps=3000, learning_rates=[1e6, 0.003, 0.001])
+    # GIVEN a runner process (the CLI) on 3 jobs, 2 at a time: a stuck one (learning rate 0), a long good one,
+    # one waiting; stop signals taken from the rule:<Name>=1 lines as per-job alarm events
+    document = tiny_spec(rendered_shards, name="ctrlc", steps=3000, learning_rates=[0.0, 0.003, 0.001])
     spec_path = tmp_path / "ctrlc.yaml"
     spec_path.write_text(yaml.safe_dump(document), encoding="utf-8")
     out = tmp_path / "runs" / "ctrlc"
@@ -194,8 +202,8 @@ def test_ctrl_c_stops_every_job_cleanly_and_still_writes_the_report(
     threading.Thread(target=_read_lines, args=(runner.stdout, lines), daemon=True).start()
     seen: list[str] = []
     try:
-        # WHEN the diverging job is being stopped by its alarm event and the good job is training
-        _wait_for(lines, seen, lambda line: line.startswith("ctrlc-001: rule ExplodingTensor found issues"))
+        # WHEN the stuck job is being stopped by its alarm event and the good job is training
+        _wait_for(lines, seen, lambda line: line.startswith("ctrlc-001: rule LossNotDecreasing found issues"))
         if not any(line.startswith("ctrlc-002: training") for line in seen):
             _wait_for(lines, seen, lambda line: line.startswith("ctrlc-002: training"))
         pids = {
