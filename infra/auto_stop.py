@@ -25,6 +25,7 @@ from constructs import Construct
 from infra import bundling, defaults, event_patterns
 from infra.alarm_janitor import AlarmJanitor
 from infra.config import AutostopSettings
+from infra.sweep_state import SweepState
 
 STOP_FUNCTION_SOURCE = bundling.REPOSITORY_ROOT / "lambdas" / "stop_training_job"
 STOP_FUNCTION_HANDLER = "stop_training_job.app.handler"
@@ -48,6 +49,7 @@ class AutoStopRules:
     training_job_state_change: events.Rule
     in_container_rule_evaluation: events.Rule
     rule_alarm_state_change: events.Rule
+    cross_job_rung_report: events.Rule
 
     @property
     def all(self) -> tuple[events.Rule, ...]:
@@ -55,6 +57,7 @@ class AutoStopRules:
             self.training_job_state_change,
             self.in_container_rule_evaluation,
             self.rule_alarm_state_change,
+            self.cross_job_rung_report,
         )
 
 
@@ -69,8 +72,11 @@ class AutoStopAlarms:
         return (self.stop_function_errors, self.dead_letter_queue_messages, self.rule_issues_found)
 
 
-def stop_function_environment(settings: AutostopSettings, *, topic_arn: str) -> dict[str, str]:
-    """The stop Lambda's whole configuration: the handler reads only these (and Powertools' own)."""
+def stop_function_environment(
+    settings: AutostopSettings, *, topic_arn: str, sweep_state_environment: dict[str, str]
+) -> dict[str, str]:
+    """The stop Lambda's whole configuration: the handler reads only these (and Powertools' own).
+    ``sweep_state_environment`` names the sweep-state table (``SweepState.environment``)."""
     return {
         "AUTOSTOP_TAG_KEY": settings.tag_key,
         "AUTOSTOP_TAG_VALUE": settings.tag_value,
@@ -79,6 +85,7 @@ def stop_function_environment(settings: AutostopSettings, *, topic_arn: str) -> 
         "AUTOSTOP_DRY_RUN": "true" if settings.dry_run else "false",
         "AUTOSTOP_TOPIC_ARN": topic_arn,
         "AUTOSTOP_ALARM_PREFIX": settings.alarm_prefix,
+        **sweep_state_environment,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -93,6 +100,9 @@ class AutoStop(Construct):
     ``email_subscription`` (or None), ``rules``, ``alarms``, ``scope_parameter`` (the deployed scope:
     tag, job prefix, stopping rules, dry run, as JSON; its name is the ``ScopeParameterName`` output) and
     ``janitor`` (the hourly Lambda deleting per-job alarms of ended jobs whose terminal event was lost).
+
+    ``sweep_state``: the table where the stop Lambda records each job's objective at each rung (cross-job
+    stopping); the function learns its name from the environment, the stack grants it the two actions.
     """
 
     def __init__(
@@ -101,10 +111,12 @@ class AutoStop(Construct):
         construct_id: str,
         *,
         settings: AutostopSettings,
+        sweep_state: SweepState,
         source_directory: Path = STOP_FUNCTION_SOURCE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
+        self.sweep_state = sweep_state
 
         notifications = defaults.encrypted_topic(self, "Notifications", display_name="autostop notifications")
         self.encrypted_topic = notifications
@@ -126,8 +138,11 @@ class AutoStop(Construct):
             "StopFunction",
             code=bundling.python_lambda_code(source_directory),
             handler=STOP_FUNCTION_HANDLER,
-            description="Stops opted-in SageMaker training jobs whose Debugger rules found issues",
-            environment=stop_function_environment(settings, topic_arn=self.topic.topic_arn),
+            description="Stops opted-in SageMaker training jobs whose rules found issues or that rank below "
+            "their sweep's other jobs",
+            environment=stop_function_environment(
+                settings, topic_arn=self.topic.topic_arn, sweep_state_environment=sweep_state.environment
+            ),
             reserved_concurrent_executions=settings.stop_function_reserved_concurrency,
             log_retention=defaults.log_retention(settings.log_retention_days),
             timeout=cdk.Duration.seconds(30),
@@ -174,6 +189,11 @@ class AutoStop(Construct):
                 "RuleAlarmStateChangeRule",
                 description="A per-job rule alarm went to ALARM",
                 pattern=event_patterns.rule_alarm_state_change(settings),
+            ),
+            cross_job_rung_report=self._rule(
+                "CrossJobRungReportRule",
+                description="A training container reported its objective at a rung (cross-job stopping)",
+                pattern=event_patterns.cross_job_rung_report(settings),
             ),
         )
 

@@ -1,4 +1,4 @@
-"""EventBridge patterns of the stop Lambda's three rules, as pure functions of the settings.
+"""EventBridge patterns of the stop Lambda's four rules, as pure functions of the settings.
 
 Why pure functions returning plain dicts: the patterns are the first line of scope control (an event that
 does not match never invokes the Lambda), so tests run them through an EventBridge-faithful matcher against
@@ -23,6 +23,7 @@ SAGEMAKER_SOURCE = "aws.sagemaker"
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
 IN_CONTAINER_SOURCE = "autostop.training"
 RULE_EVALUATION_STATUS_CHANGE = "Debugger Rule Evaluation Status Change"
+CROSS_JOB_RUNG_REPORT = "Cross-Job Rung Report"
 CLOUDWATCH_SOURCE = "aws.cloudwatch"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 
@@ -95,4 +96,15 @@ def rule_alarm_state_change(settings: AutostopSettings) -> Pattern:
         "source": [CLOUDWATCH_SOURCE],
         "detail-type": [ALARM_STATE_CHANGE],
         "detail": {"alarmName": alarm_names, "state": {"value": [ALARM]}},
+    }
+
+
+def cross_job_rung_report(settings: AutostopSettings) -> Pattern:
+    """(d) The training container's objective at a rung (cross-job stopping, docs/events.md section 4), for
+    in-prefix jobs. Which rung, and whether the job is worse than its siblings there, only the Lambda can
+    tell (it needs the sweep's recorded objectives), so the pattern narrows on the job name alone."""
+    return {
+        "source": [IN_CONTAINER_SOURCE],
+        "detail-type": [CROSS_JOB_RUNG_REPORT],
+        "detail": {**_job_name_filter(settings), "Rung": [{"numeric": [">", 0]}]},
     }

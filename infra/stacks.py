@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -19,6 +20,7 @@ from infra import defaults
 from infra.auto_stop import AutoStop
 from infra.config import AUDIT_TAG_KEYS, AutostopSettings, TransformerSettings
 from infra.render_transformer import RenderTransformer
+from infra.sweep_state import SweepState
 from infra.training_resources import TrainingResources
 
 # Service Authorization Reference, "Actions, resources, and condition keys for Amazon SageMaker":
@@ -37,6 +39,10 @@ SAGEMAKER_TAG_ACTIONS = ("sagemaker:AddTags",)
 # CloudWatch: DescribeAlarms and DeleteAlarms take the `alarm` resource type (required), so both are limited
 # to the per-job alarm name prefix.
 CLOUDWATCH_ALARM_ACTIONS = ("cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms")
+# DynamoDB: what the rung store (lambdas/stop_training_job/rung_store.py) calls on the sweep-state table and
+# nothing more: PutItem (a job's first report at a rung, conditional) and Query (everything at that rung).
+# Both take the `table` resource type; no index is queried, so the table's ARN alone is the resource.
+SWEEP_STATE_ACTIONS = ("dynamodb:PutItem", "dynamodb:Query")
 
 
 def training_job_arn_pattern(stack: cdk.Stack, settings: AutostopSettings) -> str:
@@ -58,9 +64,14 @@ def per_job_alarm_arn_pattern(stack: cdk.Stack, settings: AutostopSettings) -> s
 
 
 class AutostopStack(cdk.Stack):
-    """The auto-termination core: rules, stop Lambda, DLQ, topic, alarms, and the Lambda's grants.
+    """The auto-termination core: rules, stop Lambda, DLQ, topic, alarms, the sweep-state table, and the
+    Lambda's grants.
 
-    Outputs: the notification topic ARN, the stop function name and the dead-letter queue URL.
+    Attributes: ``auto_stop`` (the construct), ``sweep_state`` and ``sweep_table`` (the DynamoDB table where a
+    sweep's state lives: the stop Lambda's rung objectives, and items other sweep functions keep under sort
+    keys starting with a letter; grant them here, beside the stop Lambda's).
+    Outputs: the notification topic ARN, the stop function name, the dead-letter queue URL and the
+    sweep-state table name.
     """
 
     def __init__(
@@ -68,7 +79,9 @@ class AutostopStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self._refuse_alarm_name_collision(settings)
-        self.auto_stop = AutoStop(self, "AutoStop", settings=settings)
+        self.sweep_state = SweepState(self, "SweepState")
+        self.sweep_table: dynamodb.Table = self.sweep_state.table
+        self.auto_stop = AutoStop(self, "AutoStop", settings=settings, sweep_state=self.sweep_state)
         self._grant_stop_function(settings)
 
         cdk.CfnOutput(
@@ -88,6 +101,12 @@ class AutostopStack(cdk.Stack):
             "DeadLetterQueueUrl",
             value=self.auto_stop.dead_letter_queue.queue_url,
             description="Events the stop Lambda could not handle (inspect, then redrive or purge)",
+        )
+        cdk.CfnOutput(
+            self,
+            "SweepTableName",
+            value=self.sweep_table.table_name,
+            description="DynamoDB table with each sweep's state (objectives at each rung, cross-job stopping)",
         )
 
     def _refuse_alarm_name_collision(self, settings: AutostopSettings) -> None:
@@ -131,6 +150,13 @@ class AutostopStack(cdk.Stack):
                 sid="DescribeAndDeletePerJobAlarms",
                 actions=list(CLOUDWATCH_ALARM_ACTIONS),
                 resources=[alarms],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RecordAndReadRungObjectives",
+                actions=list(SWEEP_STATE_ACTIONS),
+                resources=[self.sweep_table.table_arn],
             )
         )
         defaults.grant_publish(self.auto_stop.encrypted_topic, role)

@@ -102,6 +102,7 @@ def test_stop_function_runtime_handler_and_sizing(default_app: Synthesized) -> N
 def test_stop_function_environment_is_exactly_the_contract(default_app: Synthesized) -> None:
     _, function = stop_function_part(default_app, "AWS::Lambda::Function")
     topic_id, _ = default_app.only("AWS::SNS::Topic")
+    table_id, _ = default_app.only("AWS::DynamoDB::Table")
     assert function["Properties"]["Environment"]["Variables"] == {
         "AUTOSTOP_TAG_KEY": "autostop",
         "AUTOSTOP_TAG_VALUE": "enabled",
@@ -110,6 +111,7 @@ def test_stop_function_environment_is_exactly_the_contract(default_app: Synthesi
         "AUTOSTOP_DRY_RUN": "false",
         "AUTOSTOP_TOPIC_ARN": {"Ref": topic_id},
         "AUTOSTOP_ALARM_PREFIX": "autostop-",
+        "AUTOSTOP_SWEEP_TABLE": {"Ref": table_id},
         "POWERTOOLS_SERVICE_NAME": "stop-training-job",
         "POWERTOOLS_METRICS_NAMESPACE": "Autostop",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -278,7 +280,7 @@ def test_publish_only_to_its_topic_and_use_only_its_key(default_app: Synthesized
 
 def test_role_never_uses_resource_star_and_has_nothing_else(default_app: Synthesized) -> None:
     statements = role_statements(default_app)
-    assert len(statements) == 7
+    assert len(statements) == 8
     for statement in statements:
         resources = (
             statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -309,6 +311,7 @@ RULES = {
     "TrainingJobStateChangeRule": event_patterns.training_job_state_change,
     "InContainerRuleEvaluationRule": event_patterns.in_container_rule_evaluation,
     "RuleAlarmStateChangeRule": event_patterns.rule_alarm_state_change,
+    "CrossJobRungReportRule": event_patterns.cross_job_rung_report,
 }
 
 
@@ -364,7 +367,7 @@ def test_each_rule_may_invoke_the_function(default_app: Synthesized) -> None:
         for rule_id, rule in default_app.resources("AWS::Events::Rule").items()
         if "AlarmJanitor" not in rule["Metadata"]["aws:cdk:path"]
     }
-    assert len(rule_ids) == 3
+    assert len(rule_ids) == len(RULES)
     assert {permission["Properties"]["SourceArn"]["Fn::GetAtt"][0] for permission in permissions} == rule_ids
     for permission in permissions:
         assert permission["Properties"]["Action"] == "lambda:InvokeFunction"
@@ -588,7 +591,7 @@ def test_an_upper_case_job_prefix_is_lowercased_in_iam_arns(synth: Synth) -> Non
 def test_construct_exposes_what_it_made(default_app: Synthesized) -> None:
     assert isinstance(default_app.stack, stacks.AutostopStack)
     auto_stop = default_app.stack.auto_stop
-    assert len(auto_stop.rules.all) == 3
+    assert len(auto_stop.rules.all) == 4
     assert len(auto_stop.alarms.all) == 3
     assert auto_stop.email_subscription is None
     assert auto_stop.function.runtime.name == "python3.14"

@@ -1,4 +1,4 @@
-"""The three rules' event patterns, taken from the SYNTHESIZED template, proven against every event fixture
+"""The four rules' event patterns, taken from the SYNTHESIZED template, proven against every event fixture
 (tests/events/*.json) and targeted variations, with the EventBridge-faithful matcher.
 
 Why from the template and not only from infra/event_patterns.py: CDK renders ``events.EventPattern``
@@ -28,10 +28,17 @@ FIXTURES = sorted(EVENTS_DIRECTORY.glob("*.json"))
 SAGEMAKER = "TrainingJobStateChangeRule"
 IN_CONTAINER = "InContainerRuleEvaluationRule"
 ALARM = "RuleAlarmStateChangeRule"
-RULE_SOURCES = {SAGEMAKER: "aws.sagemaker", IN_CONTAINER: "autostop.training", ALARM: "aws.cloudwatch"}
+RUNG_REPORT = "CrossJobRungReportRule"
+RULE_SOURCES = {
+    SAGEMAKER: "aws.sagemaker",
+    IN_CONTAINER: "autostop.training",
+    ALARM: "aws.cloudwatch",
+    RUNG_REPORT: "autostop.training",
+}
 
 # Which rule (if any) each documented fixture must trigger under cdk.json's defaults.
 EXPECTED_WITH_DEFAULTS: dict[str, str | None] = {
+    "autostop_cross_job_rung_report.json": RUNG_REPORT,
     "autostop_rule_issues_found.json": IN_CONTAINER,
     "cloudwatch_alarm_rule_alarm.json": ALARM,
     "cloudwatch_alarm_rule_alarm_training_job_name_dimension.json": ALARM,
@@ -79,7 +86,7 @@ def test_every_fixture_triggers_at_most_the_rule_of_its_source(
 ) -> None:
     # GIVEN any event fixture (including ones added later by other parts)
     event = json.loads(fixture.read_text())
-    # WHEN run through the three synthesized patterns
+    # WHEN run through the four synthesized patterns
     matched = matching_rules(default_patterns, event)
     # THEN at most one rule matches, the one for the event's source
     assert len(matched) <= 1
@@ -98,6 +105,7 @@ def test_synthesized_patterns_are_the_pure_functions_output(default_patterns: di
     assert default_patterns[SAGEMAKER] == event_patterns.training_job_state_change(settings)
     assert default_patterns[IN_CONTAINER] == event_patterns.in_container_rule_evaluation(settings)
     assert default_patterns[ALARM] == event_patterns.rule_alarm_state_change(settings)
+    assert default_patterns[RUNG_REPORT] == event_patterns.cross_job_rung_report(settings)
 
 
 # --------------------------------------------------------------------------------------------- SageMaker
@@ -175,6 +183,7 @@ def test_job_prefix_narrows_sagemaker_and_in_container_rules(synth: Synth) -> No
         ("sagemaker_state_change_completed.json", SAGEMAKER),
         ("autostop_rule_issues_found.json", IN_CONTAINER),
         ("cloudwatch_alarm_rule_alarm.json", ALARM),
+        ("autostop_cross_job_rung_report.json", RUNG_REPORT),
     ):
         event = load(fixture)
         assert matching_rules(in_scope, event) == {rule}, fixture
@@ -210,6 +219,35 @@ def test_other_sources_with_the_same_detail_do_not_match_the_in_container_rule(
     event = load("autostop_rule_issues_found.json")
     event["source"] = source
     assert not matches(default_patterns[IN_CONTAINER], event)
+
+
+# --------------------------------------------------------------------------------------------- rung reports
+
+
+def test_a_rung_report_matches_its_own_rule_only(default_patterns: dict[str, dict[str, Any]]) -> None:
+    # GIVEN the documented rung report  WHEN matched  THEN only the rung-report rule, not the rule events'
+    event = load("autostop_cross_job_rung_report.json")
+    assert matching_rules(default_patterns, event) == {RUNG_REPORT}
+    # AND a rule event is never delivered to the rung-report rule (the detail-types keep them apart)
+    assert not matches(default_patterns[RUNG_REPORT], load("autostop_rule_issues_found.json"))
+
+
+@pytest.mark.parametrize("rung", [0, -100, "300", None])
+def test_a_rung_report_without_a_positive_rung_does_not_match(
+    default_patterns: dict[str, dict[str, Any]], rung: object
+) -> None:
+    event = load("autostop_cross_job_rung_report.json")
+    event["detail"]["Rung"] = rung
+    assert not matches(default_patterns[RUNG_REPORT], event)
+
+
+@pytest.mark.parametrize("source", ["aws.sagemaker", "autostop.training.other", "someone.else"])
+def test_other_sources_with_the_same_detail_do_not_match_the_rung_report_rule(
+    default_patterns: dict[str, dict[str, Any]], source: str
+) -> None:
+    event = load("autostop_cross_job_rung_report.json")
+    event["source"] = source
+    assert not matches(default_patterns[RUNG_REPORT], event)
 
 
 # --------------------------------------------------------------------------------------------- alarms
