@@ -8,6 +8,7 @@ Examples::
     autostop similar embeddings/ design-0042 -k 5                     # nearest designs of an indexed one
     autostop similar embeddings/ renders/design-9000/ -k 5            # ... of a folder of views
     autostop evaluate model/ data/held-out -k 5                       # precision@k and mAP by family
+    autostop evaluate embeddings/ --groups hard                       # ... and trained vs held-out families
 
 Every command prints one ``autostop <command>: error: ...`` line and exits 2 on bad input (a missing trial,
 empty shards, views that do not fit the model); heavy modules are imported only when a command runs.
@@ -347,6 +348,17 @@ def _register_evaluate(subparsers: Any) -> None:
     parser.add_argument("--validation-fraction", type=float, default=None, help=FRACTION_HELP)
     parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean", help=METRIC_HELP)
     parser.add_argument("--json", dest="json_path", default=None, help="also write the report as JSON here")
+    parser.add_argument(
+        "--groups",
+        action="append",
+        default=None,
+        metavar="hard|FILE",
+        help=(
+            "also evaluate each group of families among itself: 'hard' (the hard render dataset's trained "
+            "vs held-out families), a render folder's families.json, or a JSON object family -> group; "
+            "repeatable (mappings are merged)"
+        ),
+    )
     parser.set_defaults(handler=run_evaluate)
 
 
@@ -369,6 +381,13 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
                 f"{arguments.source} is not an embeddings folder; with a model, give SHARDS"
             )
         report = search.evaluate_retrieval(embedded, k=arguments.k, metric=arguments.metric)
+        by_group: dict[str, Any] = {}
+        if arguments.groups:
+            from training.analysis import groups
+
+            by_group = search.evaluate_by_group(
+                embedded, groups.load_groups(arguments.groups), k=arguments.k, metric=arguments.metric
+            )
     except ValueError as error:
         return _fail("evaluate", str(error))
     from training.analysis import clustering
@@ -384,7 +403,12 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
         + (f"{ratio:.3f}" if ratio is not None else "n/a")
     )
     print(report.markdown())
+    if by_group:
+        print("\nBy group (each group's designs retrieved among themselves):")
+        print(search.groups_markdown(by_group))
     if arguments.json_path:
         document = {**report.to_json_dict(), "family_distance_ratio": ratio}
+        if by_group:
+            document["groups"] = {group: scores.to_json_dict() for group, scores in by_group.items()}
         Path(arguments.json_path).write_text(json.dumps(document, indent=1), encoding="utf-8")
     return 0

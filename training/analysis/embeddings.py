@@ -262,6 +262,7 @@ def embed_shards(
     image_size, num_views = input_shape(encoder)
     path = Path(shards)
     try:
+        _check_shards(path, image_size=image_size, num_views=num_views)
         dataset = data.load_dataset(
             path,
             image_size=image_size,
@@ -272,10 +273,7 @@ def embed_shards(
             with_metadata=True,
         )
     except channels.DatasetError as error:
-        raise EmbeddingError(
-            f"cannot embed {path} with a model over {num_views} views of {image_size}x{image_size}: "
-            f"{str(error).replace('the hyperparameters say', 'the model expects')}"
-        ) from None
+        raise EmbeddingError(_for_the_model(str(error))) from None
     vectors: list[npt.NDArray[np.float32]] = []
     thumbnails: list[npt.NDArray[np.uint8]] = []
     design_ids: list[str] = []
@@ -298,10 +296,9 @@ def embed_shards(
                 families.append(raw_family.decode("utf-8", "replace"))
             vectors.append(embedded[keep])
             thumbnails.append(thumbnails_of(views[keep]))
-    except tf.errors.InvalidArgumentError as error:
-        message = " ".join(error.message.split())
+    except tf.errors.OpError as error:  # a shape assertion, or a corrupt record past the first
         raise EmbeddingError(
-            f"bad record in {path} for a model over {num_views} views of {image_size}x{image_size}: {message}"
+            _bad_record_message(error.message, path, image_size=image_size, num_views=num_views)
         ) from None
     details = {"shards": str(path), "split": split, "image_size": image_size, "num_views": num_views}
     return EmbeddingSet(
@@ -311,6 +308,57 @@ def embed_shards(
         thumbnails=np.concatenate(thumbnails),
         source={**details, **(source or {})},
     )
+
+
+def _for_the_model(message: str) -> str:
+    """The input pipeline's shape errors speak of hyperparameters; here the model sets the shape."""
+    return message.replace("the hyperparameters say", "the model expects")
+
+
+def _check_shards(path: Path, *, image_size: int, num_views: int) -> None:
+    """Every shard's first record against the model, before any design is embedded.
+
+    The input pipeline checks the first shard's first record eagerly and every other record with an
+    in-graph assertion, whose error is TensorFlow's (function names, node names). A shard set put together
+    from two transforms (another view count or size) is caught here instead, with the shard and both
+    shapes in the message; and a set whose files hold no record at all (empty, truncated, not TFRecord) is
+    called that rather than "an empty split".
+    """
+    import tensorflow as tf
+
+    from training import channels, data
+
+    shard_files = channels.list_shards(path)
+    readable = 0
+    for shard in shard_files:
+        data.check_first_record(shard, image_size=image_size, num_views=num_views)
+        # The same record check_first_record read (an unreadable one raised there already).
+        readable += any(True for _ in tf.data.TFRecordDataset(str(shard)).take(1))
+    if not readable:
+        raise channels.DatasetError(
+            f"the dataset is empty: the {len(shard_files)} shard(s) under {path} hold no readable record "
+            "(empty, truncated, or not TFRecord files)"
+        )
+
+
+# The in-graph shape assertion of training.data.parse_example, as TensorFlow reports it.
+_ASSERTION = re.compile(
+    r"view bytes =\] \[(?P<design_id>[^\]]*)\] \[(?P<views>\d+) (?P<height>\d+) (?P<width>\d+)\]"
+)
+
+
+def _bad_record_message(message: str, path: Path, *, image_size: int, num_views: int) -> str:
+    """One readable line for a record that failed the pipeline's checks inside a shard."""
+    expected = f"the model expects num_views={num_views} image_size={image_size}"
+    found = _ASSERTION.search(message)
+    if found:
+        return (
+            f"design {found['design_id']!r} in {path} has {found['views']} views of "
+            f"{found['height']}x{found['width']} pixels, but {expected} (a shard mixes designs of "
+            "different shapes)"
+        )
+    detail = " ".join(message.split("{{function_node")[0].split())
+    return f"bad record in {path} ({expected}): {detail}"
 
 
 def read_views_folder(

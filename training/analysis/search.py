@@ -300,5 +300,23 @@ def evaluate_by_group(
             families=tuple(embeddings.families[row] for row in rows),
             source=embeddings.source,
         )
-        reports[group] = evaluate_retrieval(subset, k=k, metric=metric)
+        try:
+            reports[group] = evaluate_retrieval(subset, k=k, metric=metric)
+        except SearchError as error:
+            raise SearchError(f"group {group!r}: {error}") from None
     return reports
+
+
+def groups_markdown(reports: Mapping[str, RetrievalReport]) -> str:
+    """One row per group of ``evaluate_by_group``: its designs, families, precision@k and mAP."""
+    k = next(iter(reports.values())).k if reports else DEFAULT_K
+    lines = [
+        f"| group | designs | families | queries | precision@{k} | mAP |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {group} | {report.designs} | {len(report.families)} | {report.queries} | "
+            f"{report.precision_at_k:.3f} | {report.mean_average_precision:.3f} |"
+            for group, report in reports.items()
+        ),
+    ]
+    return "\n".join(lines)

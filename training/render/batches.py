@@ -12,6 +12,10 @@ Archive layout (one archive per batch of K consecutive designs, members in this 
     ...
     <design_id>/view_<V-1>.png
 
+A hard dataset (``difficulty="hard"``) also gets ``families.json`` in the output folder: each rendered
+family's side of the family split (``{"difficulty": "hard", "families": {"gear": "held_out", ...}}``),
+which ``autostop evaluate --groups`` reads, since shards keep a design's family but not its split.
+
 Byte-for-byte determinism: PNGs carry no metadata or timestamps and use a fixed zlib level; tar members
 have mtime 0, uid/gid 0, empty owner names and mode 0644; the gzip header has mtime 0 and no file name;
 zip entries carry 1980-01-01 00:00:00 and fixed attributes.
@@ -44,6 +48,8 @@ DESIGN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 PNG_COMPRESS_LEVEL = 6
 GZIP_COMPRESS_LEVEL = 6
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# The hard dataset's family split, written next to its batches (read by training.analysis.groups).
+FAMILIES_FILE = "families.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +272,20 @@ def _write_atomically(path: pathlib.Path, content: bytes) -> None:
     os.replace(partial, path)
 
 
+def family_groups_document(family_counts: dict[str, int], difficulty: str) -> bytes:
+    """``families.json``: each rendered family's side of the hard dataset's family split.
+
+    Shards keep a design's family but not its split (docs/data-format.md), so this file, next to the
+    batches, is what ``autostop evaluate --groups <render folder>`` reads to report trained and held-out
+    families apart. Sorted keys, no timings: the same arguments write the same bytes.
+    """
+    document = {
+        "difficulty": difficulty,
+        "families": {family: variation.family_split(family) for family in family_counts},
+    }
+    return json.dumps(document, sort_keys=True, indent=2).encode() + b"\n"
+
+
 def generate_dataset(
     out_dir: str | os.PathLike[str],
     *,
@@ -339,6 +359,8 @@ def generate_dataset(
             flush()
     if batch_ids:
         flush()
+    if difficulty != variation.STANDARD:
+        _write_atomically(directory / FAMILIES_FILE, family_groups_document(family_counts, difficulty))
     return RenderManifest(
         out_dir=str(directory),
         archive_format=archive_format,

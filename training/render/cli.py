@@ -9,7 +9,8 @@ The output is the same, byte for byte, for the same arguments whatever ``--worke
 
 ``--difficulty hard`` renders the hard dataset of ``training.render.variation`` (sixteen families, each
 design in a random pose, scale and lighting); ``--split train`` or ``--split held_out`` keeps to one side
-of its family split (``meta.json`` records each design's split either way)::
+of its family split (``meta.json`` records each design's split either way, and ``OUT_DIR/families.json``
+each rendered family's, for ``autostop evaluate --groups OUT_DIR``)::
 
     autostop render data/train --difficulty hard --split train --designs 400 --size 32
     autostop render data/new-families --difficulty hard --split held_out --designs 120 --size 32 --seed 1
@@ -155,6 +156,8 @@ def run(arguments: argparse.Namespace) -> int:
         f"{arguments.workers} worker(s)"
     )
     print("families: " + ", ".join(f"{name} {count}" for name, count in manifest.family_counts.items()))
+    if manifest.difficulty != variation.STANDARD:
+        print(f"family split: {pathlib.Path(manifest.out_dir) / batches.FAMILIES_FILE}")
     if arguments.contact_sheet:
         # Families in registry order, designs in dataset order within each family.
         order = {name: position for position, name in enumerate(manifest.family_counts)}

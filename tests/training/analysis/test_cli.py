@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.training import support
 from tests.training.analysis import trials
 from tests.training.analysis.conftest import TrainedModel, design_folder
 from training.analysis import cli
@@ -133,3 +134,146 @@ def test_registering_the_commands_imports_nothing_heavy() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == ""
+
+
+def test_evaluate_reports_each_group_of_families_among_itself(
+    trained_model: TrainedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN signatures of the 8 standard families: 5 on the hard dataset's trained side, 3 held out
+    index = tmp_path / "index"
+    assert run("embed", str(trained_model.model_dir), str(trained_model.shards.path), "-o", str(index)) == 0
+    capsys.readouterr()
+
+    # WHEN they are evaluated with the hard dataset's family split as groups
+    report_file = tmp_path / "report.json"
+    assert run("evaluate", str(index), "-k", "2", "--groups", "hard", "--json", str(report_file)) == 0
+
+    # THEN the overall figures come first, then one row per group, each group among itself
+    output = capsys.readouterr().out
+    assert output.index("| **all** | 24 |") < output.index("By group")
+    assert "| held_out | 9 | 3 | 9 |" in output
+    assert "| train | 15 | 5 | 15 |" in output
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert report["groups"]["held_out"]["designs"] == 9
+    assert {scores["family"] for scores in report["groups"]["held_out"]["families"]} == {
+        "gear",
+        "ribbed_block",
+        "spring",
+    }
+
+
+def test_evaluate_reads_groups_from_a_render_folders_families_file(
+    trained_model: TrainedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN two groups files as `autostop render --difficulty hard` writes them, one per render folder
+    for folder, group, families in (
+        ("train", "train", ("bracket", "tube", "plate", "lattice", "torus")),
+        ("new", "held_out", ("gear", "spring", "ribbed_block")),
+    ):
+        (tmp_path / folder).mkdir()
+        document = {"difficulty": "hard", "families": dict.fromkeys(families, group)}
+        (tmp_path / folder / "families.json").write_text(json.dumps(document), encoding="utf-8")
+
+    # WHEN a model and its shards are evaluated with both folders as groups
+    model, shards = str(trained_model.model_dir), str(trained_model.shards.path)
+    argv = ("evaluate", model, shards, "-k", "2", "--groups", str(tmp_path / "train"))
+    assert run(*argv, "--groups", str(tmp_path / "new" / "families.json")) == 0
+
+    # THEN both groups are reported
+    output = capsys.readouterr().out
+    assert "| held_out | 9 | 3 | 9 |" in output
+    assert "| train | 15 | 5 | 15 |" in output
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"bracket": "seen"}, "no group given for families: 'gear', 'lattice'"),
+        ({"gear": "train"}, "family 'gear' is in group 'held_out' in hard but 'train' in {file}"),
+        ([1, 2], "groups file {file} must hold a JSON object mapping family -> group"),
+        ({"gear": 3}, "groups file {file}: the group of gear must be a non-empty string"),
+    ],
+    ids=["family without a group", "conflicting groups", "not an object", "group not a string"],
+)
+def test_bad_groups_are_one_error_line(
+    trained_model: TrainedModel,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    groups: object,
+    message: str,
+) -> None:
+    file = tmp_path / "groups.json"
+    file.write_text(json.dumps(groups), encoding="utf-8")
+    model, shards = str(trained_model.model_dir), str(trained_model.shards.path)
+    sources = ("--groups", "hard", "--groups", str(file)) if "hard" in message else ("--groups", str(file))
+
+    assert run("evaluate", model, shards, *sources) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("autostop evaluate: error: " + message.format(file=file))
+    assert error.count("\n") == 1
+
+
+def _bad_shard_set(kind: str, folder: Path, *, image_size: int) -> None:
+    """A shard folder that cannot be embedded by a model over 6 views of ``image_size``."""
+    folder.mkdir(parents=True)
+    six, four = (support.blob_views(1, num_views=views, image_size=image_size) for views in (6, 4))
+    if kind == "zero-byte shard":
+        (folder / "a.tfrecord").write_bytes(b"")
+    elif kind == "not a TFRecord file":
+        (folder / "a.tfrecord").write_bytes(b"garbage\n")
+    elif kind == "another view count":
+        support.write_shard(folder / "a.tfrecord", [("d1", "tube", four)])
+    elif kind == "shards of two shapes":
+        support.write_shard(folder / "a.tfrecord", [("d1", "tube", six)])
+        support.write_shard(folder / "b.tfrecord", [("d2", "tube", four)])
+    elif kind == "a shard of two shapes":
+        support.write_shard(folder / "a.tfrecord", [("d1", "tube", six), ("d2", "tube", four)])
+
+
+@pytest.mark.parametrize("command", ["embed", "evaluate"])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("no shards", "the dataset is empty: no *.tfrecord shards under {shards}"),
+        ("zero-byte shard", "the dataset is empty: the 1 shard(s) under {shards} hold no records"),
+        (
+            "not a TFRecord file",
+            "the dataset is empty: the 1 shard(s) under {shards} hold no readable record (empty, truncated, "
+            "or not TFRecord files)",
+        ),
+        (
+            "another view count",
+            "shard {shards}/a.tfrecord: design 'd1' has 4 views of 32x32 pixels, but the model expects "
+            "num_views=6 image_size=32",
+        ),
+        (
+            "shards of two shapes",
+            "shard {shards}/b.tfrecord: design 'd2' has 4 views of 32x32 pixels, but the model expects "
+            "num_views=6 image_size=32",
+        ),
+        (
+            "a shard of two shapes",
+            "design 'd2' in {shards} has 4 views of 32x32 pixels, but the model expects num_views=6 "
+            "image_size=32 (a shard mixes designs of different shapes)",
+        ),
+    ],
+)
+def test_shards_that_do_not_fit_the_model_are_one_error_line(
+    trained_model: TrainedModel,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    kind: str,
+    message: str,
+) -> None:
+    # GIVEN a model over 6 views of 32x32 and a shard folder it cannot embed
+    shards = tmp_path / "shards"
+    _bad_shard_set(kind, shards, image_size=trained_model.shards.image_size)
+    extra = ("-o", str(tmp_path / "out")) if command == "embed" else ()
+
+    # WHEN it is embedded or evaluated; THEN one line says what is wrong, and nothing is written
+    assert run(command, str(trained_model.model_dir), str(shards), *extra) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"autostop {command}: error: {message.format(shards=shards)}\n"
+    assert not (tmp_path / "out").exists()

@@ -145,6 +145,13 @@ def test_hard_dataset_records_split_and_appearance_and_is_reproducible(tmp_path:
         assert meta["appearance"] == appearance.to_json_dict()
         # the shape parameters are those of the design's own seed, as in the standard dataset
         assert meta["params"] == shapes.build_design(str(meta["family"]), int(meta["seed"])).params  # type: ignore[call-overload]
+    # AND the folder's families.json gives each rendered family's split, the same bytes both times
+    families_file = (tmp_path / "one" / batches.FAMILIES_FILE).read_bytes()
+    assert families_file == (tmp_path / "two" / batches.FAMILIES_FILE).read_bytes()
+    assert json.loads(families_file) == {
+        "difficulty": "hard",
+        "families": dict.fromkeys(variation.HELD_OUT_FAMILIES, "held_out"),
+    }
 
 
 def test_the_same_design_looks_different_in_the_hard_dataset(tmp_path: pathlib.Path) -> None:
