@@ -135,6 +135,10 @@ class HyperParameters:
     # to unit length. Both off by default: the reference model.
     view_pooling: str = "none"
     normalize_embedding: bool = False
+    # A contrastive term added to the reconstruction loss (training/losses.py, docs/model.md): NT-Xent
+    # between the embeddings of two augmented copies of each design, weighted; 0 (default): off.
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.1
     checkpoint_interval: int = 100
     checkpoints_to_keep: int = 2
     log_interval: int = 10
@@ -261,6 +265,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "embedding_size": _parse_optional_int,
     "view_pooling": _parse_choice(VIEW_POOLINGS),
     "normalize_embedding": _parse_bool,
+    "contrastive_weight": _parse_float,
+    "contrastive_temperature": _parse_float,
     "checkpoint_interval": _parse_int,
     "checkpoints_to_keep": _parse_int,
     "log_interval": _parse_int,
@@ -317,6 +323,19 @@ def _validate(hparams: HyperParameters) -> None:
         hparams.image_size >= MINIMUM_IMAGE_SIZE and hparams.image_size % downsampling == 0,
         f"image_size must be a multiple of {downsampling} (preset {hparams.preset} halves the image "
         f"{downsampling.bit_length() - 1} times) and >= {MINIMUM_IMAGE_SIZE}, got {hparams.image_size}",
+    )
+    _require(
+        hparams.contrastive_weight >= 0,
+        f"contrastive_weight must be >= 0 (0: no contrastive term), got {hparams.contrastive_weight}",
+    )
+    _require(
+        hparams.contrastive_temperature > 0,
+        f"contrastive_temperature must be > 0, got {hparams.contrastive_temperature}",
+    )
+    _require(
+        hparams.contrastive_weight == 0 or hparams.batch_size >= 2,
+        "contrastive_weight > 0 needs batch_size >= 2 (the other designs of a batch are the negatives), "
+        f"got batch_size {hparams.batch_size}",
     )
     for name in ("checkpoint_interval", "log_interval", "checkpoints_to_keep", "shuffle_buffer"):
         value = getattr(hparams, name)

@@ -73,6 +73,14 @@ def test_learning_rate_zero_is_allowed() -> None:
         ({"lerning_rate": "0.1"}, "unknown hyperparameter 'lerning_rate'"),
         ({"view_pooling": "sum"}, "unknown view_pooling 'sum': expected one of none, mean, max"),
         ({"normalize_embedding": "yes"}, "normalize_embedding must be true or false, got 'yes'"),
+        ({"contrastive_weight": "-0.5"}, "contrastive_weight must be >= 0 (0: no contrastive term)"),
+        ({"contrastive_weight": "strong"}, "contrastive_weight must be a number, got 'strong'"),
+        ({"contrastive_weight": "inf"}, "contrastive_weight must be a finite number"),
+        ({"contrastive_temperature": "0"}, "contrastive_temperature must be > 0, got 0.0"),
+        (
+            {"contrastive_weight": "0.1", "batch_size": "1"},
+            "contrastive_weight > 0 needs batch_size >= 2 (the other designs of a batch are the negatives)",
+        ),
     ],
 )
 def test_bad_values_raise_an_error_naming_the_problem(values: dict[str, str], expected: str) -> None:
@@ -159,6 +167,12 @@ def test_model_options_are_off_by_default_and_reach_the_architecture() -> None:
     assert (chosen.view_pooling, chosen.normalize_embedding) == ("max", True)
 
 
+def test_the_contrastive_term_is_off_by_default_and_parsed_from_strings() -> None:
+    assert hparams.HyperParameters().contrastive_weight == 0.0
+    parsed = hparams.from_mapping({"contrastive_weight": "0.5", "contrastive_temperature": '"0.2"'})
+    assert (parsed.contrastive_weight, parsed.contrastive_temperature) == (0.5, 0.2)
+
+
 def test_the_job_signing_key_is_accepted_and_not_kept_as_a_training_setting() -> None:
     # GIVEN the hyperparameters the SageMaker launcher writes: training settings plus the signing key
     values = {"learning_rate": "0.003", "autostop_signing_key": "k" * 43}
@@ -167,3 +181,15 @@ def test_the_job_signing_key_is_accepted_and_not_kept_as_a_training_setting() ->
     # THEN the job starts with its settings, and the key is nowhere in them (it is read by the signer)
     assert parsed.learning_rate == 0.003
     assert "k" * 43 not in repr(parsed)
+
+
+def test_the_sweeps_cross_job_comparison_is_accepted_and_not_kept_as_a_training_setting() -> None:
+    # GIVEN the hyperparameters of a job of a sweep launched with a cross_job section
+    comparison = '{"sweep":"vision-lr","metric":"validation:loss","rungs":[100,300]}'
+    values = {"learning_rate": "0.003", "autostop_cross_job": comparison}
+    # WHEN the container parses them
+    parsed = hparams.from_mapping(values)
+    # THEN the job starts with its settings; the comparison is the rung reporter's, not a training setting
+    assert parsed.learning_rate == 0.003
+    assert "vision-lr" not in repr(parsed)
+    assert "autostop_cross_job" not in parsed.to_json_dict()
