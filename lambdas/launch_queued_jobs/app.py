@@ -20,6 +20,10 @@ from . import controller, events
 from .queue import SweepQueue
 
 MAX_ATTEMPTS: Final = 3
+# The settings, as infra/sweep_launcher.py names them (the table's variable is infra/sweep_state.py's).
+TABLE_ENV: Final = "AUTOSTOP_SWEEP_TABLE"
+JOB_PREFIX_ENV: Final = "AUTOSTOP_JOB_PREFIX"
+ALARM_PREFIX_ENV: Final = "AUTOSTOP_ALARM_PREFIX"
 
 logger = logging.getLogger("launch_queued_jobs")
 logger.setLevel(logging.INFO)
@@ -67,12 +71,11 @@ def handler(event: object, context: object) -> dict[str, object]:
             logger.warning(json.dumps({"message": "malformed event skipped", "field": ended.field}))
         _log(outcome)
         return outcome
-    table_name = os.environ["AUTOSTOP_SWEEP_TABLE"]
+    table_name = os.environ[TABLE_ENV]
     if not table_name:
-        raise ValueError("AUTOSTOP_SWEEP_TABLE must name the sweep-state table")
+        raise ValueError(f"{TABLE_ENV} must name the sweep-state table")
     scope = controller.Scope(
-        job_prefix=os.environ.get("AUTOSTOP_JOB_PREFIX", ""),
-        alarm_prefix=os.environ["AUTOSTOP_ALARM_PREFIX"],
+        job_prefix=os.environ.get(JOB_PREFIX_ENV, ""), alarm_prefix=os.environ[ALARM_PREFIX_ENV]
     )
     queue = SweepQueue(_client("dynamodb"), table_name, now=_now, log=_log)
     sweep_controller = controller.Controller(

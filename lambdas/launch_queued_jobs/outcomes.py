@@ -67,7 +67,9 @@ def error_code(error: BaseException) -> str:
 
 
 def describe(error: BaseException) -> str:
-    """One line: the error code (or class) and its message."""
-    code = error_code(error) or type(error).__name__
-    message = " ".join(str(error).split())
-    return f"{code}: {message}" if message and code not in message else message or code
+    """One line: the error code (or class) and its message, as AWS answered them."""
+    response = getattr(error, "response", None)
+    details = response.get("Error", {}) if isinstance(response, Mapping) else {}
+    code = str(details.get("Code") or type(error).__name__)
+    message = " ".join(str(details.get("Message") or error).split())
+    return f"{code}: {message}" if message and message != code else code
