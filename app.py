@@ -28,9 +28,13 @@ def build_app(app: cdk.App) -> stacks.AutostopStack:
         settings=settings,
         description="autostop: SageMaker training jobs whose Debugger rules find issues stop themselves",
     )
+    # The sweep launcher lives beside the execution role it passes; it reads the stop stack's sweep table.
     training = stacks.TrainingStack(
         app,
         TRAINING_STACK_NAME,
+        sweep_table=stack.sweep_table,
+        settings=settings,
+        alarm_topic=stack.auto_stop.topic,
         description="autostop: training image, buckets and SageMaker execution role",
     )
     # Shards land in the training data bucket, where the execution role reads them: no copy step.

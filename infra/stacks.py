@@ -20,6 +20,7 @@ from infra import defaults
 from infra.auto_stop import AutoStop
 from infra.config import AUDIT_TAG_KEYS, AutostopSettings, TransformerSettings
 from infra.render_transformer import RenderTransformer
+from infra.sweep_launcher import SweepLauncher
 from infra.sweep_state import SweepState
 from infra.training_resources import TrainingResources
 
@@ -240,12 +241,43 @@ class RenderTransformerStack(cdk.Stack):
 class TrainingStack(cdk.Stack):
     """The training image, buckets and SageMaker execution role. A stack of its own because deploying it
     builds the container images, which needs Docker; the render transformer writes its shards into this
-    stack's data bucket, so it deploys after it; the auto-stop stack deploys without it."""
+    stack's data bucket, so it deploys after it; the auto-stop stack deploys without it.
 
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+    Given the stop stack's ``sweep_table``, its ``settings`` and its ``alarm_topic``, it also holds the sweep
+    launcher (``sweep_launcher``, infra/sweep_launcher.py): detached sweeps' jobs run under this stack's
+    execution role, the one role the launcher may pass."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        sweep_table: dynamodb.ITable | None = None,
+        settings: AutostopSettings | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         access_logs = defaults.server_access_logs_bucket(self, "AccessLogs")
         self.training = TrainingResources(self, "Training", access_logs_bucket=access_logs)
+        self.sweep_launcher: SweepLauncher | None = None
+        if sweep_table is not None:
+            if settings is None or alarm_topic is None:
+                raise ValueError("the sweep launcher needs the stop stack's settings and alarm topic too")
+            self.sweep_launcher = SweepLauncher(
+                self,
+                "SweepLauncher",
+                table=sweep_table,
+                settings=settings,
+                training_role=self.training.role,
+                alarm_topic=alarm_topic,
+            )
+            cdk.CfnOutput(
+                self,
+                "SweepLauncherDeadLetterQueueUrl",
+                value=self.sweep_launcher.dead_letter_queue.queue_url,
+                description="Job-end events the sweep launcher could not handle (a detached sweep waits)",
+            )
         outputs = {
             "CpuImageUri": (self.training.image_uri, "The training image for CPU instances"),
             "GpuImageUri": (self.training.gpu_image_uri, "The training image for GPU instances (ml.g*/p*)"),
