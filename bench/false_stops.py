@@ -7,14 +7,23 @@ TensorFlow training job run through the container's entry point (``training.trai
 one after the other) on a freshly rendered dataset, with the in-container rules ``LossNotDecreasing``,
 ``VanishingGradient``, ``ExplodingTensor`` and ``Overfit`` configured by name only (``RULES``: every
 parameter at its default, no calibration for any job) and the demo's save schedule (losses every 5 steps,
-gradients every 10). A rule that finds issues stops its job as a sweep would (the job stops itself,
-``debugger_self_terminate_after``).
+gradients every 10). Each job runs to its budget once, its rules evaluated in the container as in a sweep
+but with self-termination off: the step at which a rule first found issues is where a sweep would have
+stopped it (rules judge each step only from the steps before it, so running on changes nothing before that
+step), and the same run shows whether the job would have learned. How fast a stop follows a finding is
+``bench/time_to_stop.py``'s measure; the subset of this benchmark in ``make test`` runs with
+self-termination on.
 
 - **Healthy**: a grid over learning rates on a log grid 1e-4..1e-2, batch sizes 8..64, both presets, both
-  losses, decay on and off, two seeds and two image sizes (``healthy_configurations``). A stopped grid job is
-  run again to its budget with nothing stopping it: if it then learned (its validation SSIM rose by more
-  than ``LEARNED_SSIM`` from its first validation to its last), the stop was a **false stop**; if not, the
-  table says so (a grid point can be a bad job too: some L2 jobs kill their own ReLU layers).
+  losses, decay on and off, two seeds and two image sizes (``healthy_configurations``). A grid job the rules
+  would have stopped is a **false stop** if it learned in its budget: its validation SSIM rose by more than
+  ``LEARNED_SSIM`` from its first validation to its last, its encoder tells designs apart (the spread of
+  its embeddings across designs is more than ``COLLAPSED_SPREAD`` of their size) AND its trial shows no
+  defect to the end of its budget (below). If not, the table says so: a grid point can be a bad job too.
+  Some grid jobs kill their own ReLU layers: once no gradient reaches a layer, nothing before it learns
+  again, yet the decoder can still raise SSIM by learning to draw the average render -- such a job is not
+  healthy, whatever its SSIM. VanishingGradient bets, after 3 saved steps of an exactly-zero gradient, that
+  the layer stays dead; the trial read to the end of the budget checks that bet.
 - **Bad** (``bad_configurations``): learning rates 0 and 1e-7 (nothing moves), far too large ones, a dead
   ReLU bottleneck (the demo's ``deep_saturating`` variant), and NaN-producing data. A bad job that runs to
   its budget is a missed stop.
@@ -81,8 +90,12 @@ ROUND_OFF = 1e-6
 # Consecutive saved steps a gradient must stay exactly 0 to count as a dead layer (one batch can miss a unit).
 DEAD_STEPS = 3
 # A job learned when its validation SSIM rose by more than this from its first validation to its last (an
-# untrained model scores about 0.01; the grid's learning jobs reach 0.1 and more within the budget).
+# untrained model scores about 0.01; the grid's learning jobs reach 0.1 and more within the budget) ...
 LEARNED_SSIM = 0.01
+# ... and its embeddings of the dataset's designs are not all one vector: their largest per-dimension
+# standard deviation across designs exceeds this share of their mean absolute value (float32 round-off of
+# identical inputs stays orders of magnitude below it).
+COLLAPSED_SPREAD = 1e-4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +131,19 @@ class Outcome:
     lowest_peak_ratio: float | None = (
         None  # the lowest nonzero mean |gradient| / the tensor's own earlier peak
     )
-    unstopped: Outcome | None = None  # a stopped healthy-grid job, run again to its budget without stopping
+    embedding_spread: float | None = None  # see COLLAPSED_SPREAD; None: not measured (the job was stopped)
+
+    @property
+    def collapsed(self) -> bool:
+        """Every design gets the same embedding (or a non-finite one)."""
+        spread = self.embedding_spread
+        return spread is not None and not (math.isfinite(spread) and spread > COLLAPSED_SPREAD)
 
     @property
     def learned(self) -> bool:
-        """Its validation SSIM rose by more than ``LEARNED_SSIM`` from its first validation to its last."""
-        if self.first_ssim is None or self.last_ssim is None:
+        """Its validation SSIM rose by more than ``LEARNED_SSIM`` from its first validation to its last, its
+        embeddings tell designs apart and its trial shows no defect to the end of its budget."""
+        if self.first_ssim is None or self.last_ssim is None or self.collapsed or self.defect is not None:
             return False
         return self.last_ssim - self.first_ssim > LEARNED_SSIM
 
@@ -133,9 +153,9 @@ class Outcome:
             return "stopped" if self.stopped_by is not None else "MISSED"
         if self.stopped_by is None:
             return "ok"
-        if self.unstopped is None:
-            return "stopped, not re-run"
-        return "FALSE STOP" if self.unstopped.learned else "stopped, did not learn in its budget"
+        if self.steps_run < STEPS or self.embedding_spread is None:
+            return "stopped, not run to its budget"
+        return "FALSE STOP" if self.learned else "stopped, did not learn in its budget"
 
 
 def healthy_configurations() -> list[Configuration]:
@@ -270,7 +290,7 @@ def run_job(
     stop: bool = True,
 ) -> Outcome:
     """Run one job through the container entry point, then read what it left; ``stop=False``: the rules are
-    evaluated but nothing stops the job."""
+    evaluated but nothing stops the job (its embeddings are then measured too)."""
     import keras
 
     from training import train
@@ -327,7 +347,22 @@ def run_job(
         seconds=seconds,
         smallest_first_gradient=smallest_first_gradient,
         lowest_peak_ratio=lowest_peak_ratio,
+        embedding_spread=None if stop else embedding_spread(root / "opt_ml" / "model", channel),
     )
+
+
+def embedding_spread(model_dir: Path, channel: Path) -> float:
+    """The largest per-dimension standard deviation of the job's embeddings of every design in ``channel``,
+    relative to their mean absolute value (NaN when an embedding is not finite)."""
+    import numpy as np
+
+    from training.analysis import embeddings
+
+    encoder = embeddings.load_encoder(model_dir)
+    vectors = np.asarray(embeddings.embed_shards(encoder, channel).vectors, np.float64)
+    if not np.all(np.isfinite(vectors)):
+        return math.nan
+    return float(np.max(np.std(vectors, axis=0)) / (np.mean(np.abs(vectors)) + 1e-30))
 
 
 class _Silent:
@@ -413,12 +448,7 @@ def run_all(configurations: Sequence[Configuration], channels: dict[int, Path], 
     outcomes = []
     for configuration in configurations:
         size = int(configuration.hyperparameters["image_size"])
-        outcome = run_job(configuration, channels[size], root / configuration.name)
-        if configuration.healthy and outcome.stopped_by is not None:
-            # Did stopping it cost anything? Run it again to its budget, nothing stopping it.
-            outcome.unstopped = run_job(
-                configuration, channels[size], root / f"{configuration.name}-unstopped", stop=False
-            )
+        outcome = run_job(configuration, channels[size], root / configuration.name, stop=False)
         log(
             f"{configuration.name}: {outcome.verdict} (stopped by {outcome.stopped_by} at "
             f"{outcome.stop_step}; defect {outcome.defect} at {outcome.defect_step}; {outcome.seconds:.0f} s)"
@@ -428,7 +458,7 @@ def run_all(configurations: Sequence[Configuration], channels: dict[int, Path], 
 
 
 def _ratio(outcome: Outcome) -> str:
-    ratio = (outcome.unstopped or outcome).lowest_peak_ratio
+    ratio = outcome.lowest_peak_ratio
     return "-" if ratio is None else f"{ratio:.1g}"
 
 
@@ -471,8 +501,7 @@ def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> s
             f"{min(fresh):.2g} to {max(fresh):.2g} across jobs -- "
             f"{sum(value < 1e-7 for value in fresh)} of {len(fresh)} jobs below AWS's absolute threshold 1e-7"
         )
-    learned = [outcome.unstopped or outcome for outcome in healthy]
-    learned = [outcome for outcome in learned if outcome.learned and outcome.lowest_peak_ratio is not None]
+    learned = [outcome for outcome in healthy if outcome.learned and outcome.lowest_peak_ratio is not None]
     if learned:
         lowest = min(learned, key=lambda outcome: outcome.lowest_peak_ratio or math.inf)
         lines.append(
@@ -482,9 +511,16 @@ def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> s
         )
     if not_learning:
         lines.append(
-            f"- Stopped grid jobs that, run again to their budget without stopping, did not learn "
-            f"(validation SSIM up by at most {LEARNED_SSIM}; not false stops): "
+            f"- Grid jobs the rules stopped that did not learn in their budget (validation SSIM up by at "
+            f"most {LEARNED_SSIM}, every design given the same embedding, or a defect in the trial to the "
+            f"end of the budget; not false stops): "
             f"{', '.join(outcome.configuration.name for outcome in not_learning)}"
+        )
+    collapsed = [outcome for outcome in healthy if outcome.collapsed]
+    if collapsed:
+        lines.append(
+            f"- Grid jobs whose encoder ended giving every design the same embedding: "
+            f"{', '.join(outcome.configuration.name for outcome in collapsed)}"
         )
     lines += [
         "",
@@ -505,20 +541,18 @@ def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> s
         "",
         "### Healthy-grid jobs",
         "",
-        "| job | configuration | validation SSIM first / last | stopped by (step) | run to its budget "
-        "unstopped: validation SSIM first / last | defect in the trial | lowest gradient / own peak "
-        "| verdict |",
-        "|---|---|---|---|---|---|---:|---|",
+        "| job | configuration | validation SSIM first / last (whole budget) | embedding spread | rules "
+        "would stop it at (rule, step) | defect in the trial | lowest gradient / own peak | verdict |",
+        "|---|---|---|---:|---|---|---:|---|",
     ]
     for outcome in healthy:
         configuration = outcome.configuration
         stop = f"{outcome.stopped_by} ({outcome.stop_step})" if outcome.stopped_by else "-"
         defect = f"{outcome.defect} ({outcome.defect_step})" if outcome.defect else "none"
-        rerun = outcome.unstopped
-        unstopped = f"{_number(rerun.first_ssim)} / {_number(rerun.last_ssim)}" if rerun else "-"
+        spread = "-" if outcome.embedding_spread is None else f"{outcome.embedding_spread:.1g}"
         lines.append(
             f"| {configuration.name} | `{configuration.describe()}` | {_number(outcome.first_ssim)} / "
-            f"{_number(outcome.last_ssim)} | {stop} | {unstopped} | {defect} | {_ratio(outcome)} | "
+            f"{_number(outcome.last_ssim)} | {spread} | {stop} | {defect} | {_ratio(outcome)} | "
             f"{outcome.verdict} |"
         )
     lines.append("")

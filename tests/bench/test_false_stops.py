@@ -89,14 +89,14 @@ def test_nan_producing_data_is_stopped_by_exploding_tensor(outcomes: dict[str, f
 
 
 def test_the_table_counts_false_and_missed_stops() -> None:
-    # GIVEN two stopped healthy-grid jobs, one that learned when run again unstopped and one that did not,
-    # and a bad job never stopped
+    # GIVEN three healthy-grid jobs the rules would have stopped: one that learned in its budget, one whose
+    # SSIM did not rise, one whose SSIM rose while a layer stayed dead to the end; and a bad job never stopped
     healthy, bad = false_stops.healthy_configurations()[0], false_stops.bad_configurations()[0]
 
     def outcome(configuration: false_stops.Configuration, **fields: object) -> false_stops.Outcome:
         values: dict[str, object] = {
             "exit_code": 0,
-            "steps_run": 150,
+            "steps_run": false_stops.STEPS,
             "stopped_by": None,
             "stop_step": None,
             "finding": "",
@@ -106,20 +106,54 @@ def test_the_table_counts_false_and_missed_stops() -> None:
             "last_ssim": 0.02,
             "seconds": 1.0,
             "lowest_peak_ratio": 1e-3,
+            "embedding_spread": 1.0,
         }
         return false_stops.Outcome(configuration=configuration, **{**values, **fields})  # type: ignore[arg-type]
 
-    learning = outcome(healthy, last_ssim=0.2)
     outcomes = [
-        outcome(healthy, stopped_by="Overfit", stop_step=90, unstopped=learning),
-        outcome(healthy, stopped_by="VanishingGradient", stop_step=50, unstopped=outcome(healthy)),
+        outcome(healthy, stopped_by="Overfit", stop_step=90, last_ssim=0.2),
+        outcome(healthy, stopped_by="VanishingGradient", stop_step=50),
+        outcome(
+            healthy,
+            stopped_by="VanishingGradient",
+            stop_step=30,
+            last_ssim=0.2,
+            defect="gradients/bottleneck_dense_1/bias exactly 0 to the end",
+            defect_step=10,
+        ),
         outcome(bad),
     ]
 
-    # THEN the first is a false stop, the second a job that did not learn anyway, the third a missed stop
+    # THEN the first is a false stop, the next two jobs that did not learn anyway, the last a missed stop
     verdicts = [item.verdict for item in outcomes]
-    assert verdicts == ["FALSE STOP", "stopped, did not learn in its budget", "MISSED"]
+    assert verdicts == [
+        "FALSE STOP",
+        "stopped, did not learn in its budget",
+        "stopped, did not learn in its budget",
+        "MISSED",
+    ]
     text = false_stops.render(outcomes, seconds=60.0, cpu_seconds=90.0)
-    assert "**False stops: 1 of 2** healthy-grid jobs (healthy-01)" in text
+    assert "**False stops: 1 of 3** healthy-grid jobs (healthy-01)" in text
     assert "**Missed stops: 1 of 1** bad jobs (zero-lr)" in text
-    assert "did not learn (validation SSIM up by at most 0.01; not false stops): healthy-01" in text
+    assert "not false stops): healthy-01, healthy-01" in text
+
+
+def test_a_job_whose_embeddings_are_all_one_vector_did_not_learn() -> None:
+    # GIVEN a stopped grid job whose SSIM rose but whose encoder maps every design to one vector (or NaN)
+    healthy = false_stops.healthy_configurations()[0]
+    common: dict[str, object] = {
+        "exit_code": 0,
+        "steps_run": false_stops.STEPS,
+        "stopped_by": "VanishingGradient",
+        "stop_step": 30,
+        "finding": "",
+        "defect": None,
+        "defect_step": None,
+        "first_ssim": 0.01,
+        "last_ssim": 0.3,
+        "seconds": 1.0,
+    }
+    # THEN it did not learn; a spread well above round-off did
+    for spread, learned in ((0.0, False), (1e-6, False), (float("nan"), False), (0.02, True)):
+        outcome = false_stops.Outcome(configuration=healthy, embedding_spread=spread, **common)  # type: ignore[arg-type]
+        assert outcome.learned is learned, spread

@@ -185,9 +185,13 @@ class AutostopRule(Rule):
         return True
 
 
-# A decrease smaller than this share of the loss is float32 round-off of a mean, not learning: a job with a
-# learning rate of 1e-7 changes its validation loss by less than that (0 in every measured run).
+# A decrease smaller than this share of the loss is float32 round-off of a mean, not learning.
 ROUND_OFF = 1e-6
+# The slowest decrease that still counts as learning, as a share of the loss per training step (3e-7: 1% in
+# about 33,000 steps). A job with a learning rate of 1e-7 lowers its validation loss, measurably but
+# uselessly, by about 1.8e-7 of itself per step; the slowest healthy job of the false-stop benchmark's grid
+# falls by more than twice that from its first validations on (docs/debugger.md, docs/benchmarks.md).
+MIN_DECREASE_PER_STEP = 3e-7
 
 
 @dataclasses.dataclass
@@ -209,11 +213,13 @@ class LossNotDecreasing(AutostopRule):
     the median of ``window`` [5] consecutive saved batch losses (non-overlapping windows): single batches
     differ by more than a slowly learning job improves. A point is compared with the latest point at least
     ``num_steps`` [10] steps earlier, at most once every ``num_steps``; it is *not decreasing* when it is not
-    below that reference by more than ``diff_percent`` [0] percent (and by more than float32 round-off,
-    ``ROUND_OFF``) -- except that, until the validation loss has decreased once, only a validation loss that
-    does not move at all counts (a healthy job's initial plateau drifts; a stuck job's loss stays put). The
-    rule fires after ``patience`` [3] consecutive not-decreasing comparisons, or, with
-    ``increase_threshold_percent`` [off], after ``patience`` consecutive points that far above the lowest.
+    below that reference by more than ``diff_percent`` [0] percent, by more than float32 round-off
+    (``ROUND_OFF``) and by more than ``min_decrease_per_step`` [``MIN_DECREASE_PER_STEP``] of the reference
+    for every step between them (a loss falling at 1% per 33,000 steps is not learning) -- except that,
+    until the validation loss has decreased once, only a validation loss that does not move at all counts (a
+    healthy job's initial plateau drifts; a stuck job's loss stays put). The rule fires after ``patience``
+    [3] consecutive not-decreasing comparisons, or, with ``increase_threshold_percent`` [off], after
+    ``patience`` consecutive points that far above the lowest.
 
     ``mode`` [unset]: validation losses only -- a job's training losses never stand in for validation (on a
     healthy job's early plateau they are as flat as a stuck job's; ``docs/debugger.md``). ``TRAIN`` judges
@@ -231,6 +237,7 @@ class LossNotDecreasing(AutostopRule):
         "mode": parse_mode,
         "window": parse_int,
         "patience": parse_int,
+        "min_decrease_per_step": parse_float,
     }
     REQUIRED_COLLECTIONS = (config_module.LOSSES,)
 
@@ -246,6 +253,7 @@ class LossNotDecreasing(AutostopRule):
         mode: ModeKeys | None = None,
         window: int = 5,
         patience: int = 3,
+        min_decrease_per_step: float = MIN_DECREASE_PER_STEP,
         action_str: str = "",
     ) -> None:
         super().__init__(base_trial, action_str=action_str)
@@ -259,6 +267,8 @@ class LossNotDecreasing(AutostopRule):
             raise ValueError(f"window must be > 0, got {window}")
         if patience <= 0:
             raise ValueError(f"patience must be > 0, got {patience}")
+        if not 0 <= min_decrease_per_step < 0.01:
+            raise ValueError(f"min_decrease_per_step must be in [0, 0.01), got {min_decrease_per_step}")
         self.collection_names = list(collection_names)
         self.tensor_regex = _check_regexes(tensor_regex, "LossNotDecreasing")
         self.use_losses_collection = use_losses_collection
@@ -268,6 +278,7 @@ class LossNotDecreasing(AutostopRule):
         self.mode = mode
         self.window = window
         self.patience = patience
+        self.min_decrease_per_step = min_decrease_per_step
         self._series: dict[tuple[str, ModeKeys], _LossSeries] = {}
 
     @property
@@ -334,7 +345,8 @@ class LossNotDecreasing(AutostopRule):
             earlier[-1] if self.judged_mode is ModeKeys.EVAL else min(earlier, key=lambda item: item[1])
         )
         series.last_judged = step
-        required = reference - abs(reference) * max(self.diff_percent / 100, ROUND_OFF)
+        share = max(self.diff_percent / 100, ROUND_OFF, self.min_decrease_per_step * (step - reference_step))
+        required = reference - abs(reference) * share
         decreasing = point <= required
         round_off = abs(reference) * ROUND_OFF
         series.has_decreased = series.has_decreased or point < reference - round_off
@@ -346,8 +358,8 @@ class LossNotDecreasing(AutostopRule):
         series.not_decreasing = 0 if decreasing or warming_up else series.not_decreasing + 1
         if series.not_decreasing >= self.patience:
             return self._fire(
-                f"{what}: {smoothed} {point:.6g} at step {step} is not {self.diff_percent:g}% below "
-                f"{reference:.6g} at step {reference_step}, {series.not_decreasing} comparison(s) in a row"
+                f"{what}: {smoothed} {point:.7g} at step {step} is not {share * 100:.2g}% below "
+                f"{reference:.7g} at step {reference_step}, {series.not_decreasing} comparison(s) in a row"
             )
         return False
 

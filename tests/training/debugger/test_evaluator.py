@@ -124,7 +124,7 @@ def test_statuses_signals_and_contained_failures(tmp_path: Path) -> None:
     assert issue.step == 11
     assert issue.status_details == signals.condition_met_details("LossNotDecreasing", 11)
     assert issue.finding == (
-        "loss (TRAIN): loss 0.7 at step 11 is not 0% below 0.7 at step 1, 1 comparison(s) in a row"
+        "loss (TRAIN): loss 0.7 at step 11 is not 0.0003% below 0.7 at step 1, 1 comparison(s) in a row"
     )
     assert issue.time == support.SAMPLE_TIME
     states = {state.configuration.name: state for state in rule_evaluator.snapshot()}

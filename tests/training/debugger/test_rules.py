@@ -48,7 +48,8 @@ def test_a_decreasing_validation_loss_passes_and_a_flat_one_fires_after_patience
     decreasing = _trial(tmp_path / "a", _validation({step: 1 / step for step in range(10, 61, 10)}), LOSSES)
     flat = _trial(tmp_path / "b", _validation(dict.fromkeys(range(10, 61, 10), 0.7)), LOSSES)
 
-    # WHEN LossNotDecreasing (defaults: num_steps 10, any decrease, patience 3) runs under invoke_rule
+    # WHEN LossNotDecreasing (defaults: num_steps 10, a decrease of 3e-7 of the loss per step, patience 3)
+    # runs under invoke_rule
     passing = rules.LossNotDecreasing(decreasing)
     failing = rules.LossNotDecreasing(flat)
 
@@ -56,7 +57,8 @@ def test_a_decreasing_validation_loss_passes_and_a_flat_one_fires_after_patience
     assert _fires_at(passing) is None
     assert _fires_at(failing) == 40
     assert failing.last_finding == (
-        "loss (EVAL): validation loss 0.7 at step 40 is not 0% below 0.7 at step 30, 3 comparison(s) in a row"
+        "loss (EVAL): validation loss 0.7 at step 40 is not 0.0003% below 0.7 at step 30, "
+        "3 comparison(s) in a row"
     )
 
 
@@ -74,7 +76,9 @@ def test_the_reference_is_the_latest_point_num_steps_back_and_checks_are_num_ste
 
     # THEN it compares 12 with 0, 24 with 12 (so 18 vs 6 is never judged) and fires at 36 against 24
     assert _fires_at(rule) == 36
-    assert rule.last_finding.endswith("at step 36 is not 0% below 0.4 at step 24, 1 comparison(s) in a row")
+    assert rule.last_finding.endswith(
+        "at step 36 is not 0.00036% below 0.4 at step 24, 1 comparison(s) in a row"
+    )
 
 
 def test_diff_percent_requires_a_minimum_decrease(tmp_path: Path) -> None:
@@ -95,6 +99,23 @@ def test_a_decrease_within_float32_round_off_is_not_a_decrease(tmp_path: Path) -
     # THEN the first is not decreasing, the second is
     assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "a", stuck, LOSSES))) == 40
     assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", slow, LOSSES))) is None
+
+
+def test_a_loss_falling_slower_than_min_decrease_per_step_is_not_decreasing(tmp_path: Path) -> None:
+    # GIVEN a validation loss every 30 steps falling by 1.8e-7 of itself per step (as measured on a job with a
+    # learning rate of 1e-7: measurable, useless), and one falling by 4e-7 per step (a healthy job at a
+    # learning rate of 1e-4 on its initial plateau falls faster)
+    crawling = _validation({step: 0.1988 * (1 - 1.8e-7) ** step for step in range(30, 151, 30)})
+    slow = _validation({step: 0.9877 * (1 - 4e-7) ** step for step in range(30, 151, 30)})
+
+    # THEN the default (3e-7 per step) fires on the first at its third comparison and passes the second
+    rule = rules.LossNotDecreasing(_trial(tmp_path / "a", crawling, LOSSES))
+    assert _fires_at(rule) == 120
+    assert "is not 0.0009% below" in rule.last_finding
+    assert _fires_at(rules.LossNotDecreasing(_trial(tmp_path / "b", slow, LOSSES))) is None
+    # AND min_decrease_per_step 0 counts any decrease beyond round-off, as managed Debugger's rule does
+    relaxed = rules.LossNotDecreasing(_trial(tmp_path / "c", crawling, LOSSES), min_decrease_per_step=0)
+    assert _fires_at(relaxed) is None
 
 
 def test_until_the_validation_loss_first_falls_only_a_loss_that_does_not_move_counts(tmp_path: Path) -> None:
@@ -135,7 +156,7 @@ def test_by_default_training_losses_are_never_judged_as_if_they_were_validation(
     assert _fires_at(rules.LossNotDecreasing(trial)) is None
     training = rules.LossNotDecreasing(trial, mode=ModeKeys.TRAIN)
     assert _fires_at(training) == 35
-    assert training.last_finding.startswith("loss (TRAIN): median of 5 losses 0.8 at step 35 is not 0% below")
+    assert training.last_finding.startswith("loss (TRAIN): median of 5 losses 0.8 at step 35 is not 0.0")
 
 
 def _noisy_losses(seed: int, *, steps: int, plateau: range = range(0)) -> dict[int, float]:
@@ -416,6 +437,7 @@ def test_rules_are_built_from_sagemaker_string_parameters(tmp_path: Path) -> Non
         ("LossNotDecreasing", {"mode": "PREDICT"}, "expected one of TRAIN, EVAL, GLOBAL"),
         ("LossNotDecreasing", {"window": "0"}, "window must be > 0, got 0"),
         ("LossNotDecreasing", {"patience": "-1"}, "patience must be > 0, got -1"),
+        ("LossNotDecreasing", {"min_decrease_per_step": "0.5"}, "min_decrease_per_step must be in [0, 0.01)"),
         ("VanishingGradient", {"threshold": "nan"}, "expected a finite number"),
         ("VanishingGradient", {"peak_fraction": "1"}, "peak_fraction must be in (0, 1), got 1.0"),
         ("VanishingGradient", {"zero_fraction": "0"}, "zero_fraction must be in (0, 1], got 0.0"),
