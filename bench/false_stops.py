@@ -51,6 +51,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -132,6 +133,17 @@ class Outcome:
         None  # the lowest nonzero mean |gradient| / the tensor's own earlier peak
     )
     embedding_spread: float | None = None  # see COLLAPSED_SPREAD; None: not measured (the job was stopped)
+    validation_losses: tuple[tuple[int, float], ...] = ()  # (step, validation loss)
+
+    @property
+    def fall_rates(self) -> list[float]:
+        """How fast the validation loss fell between consecutive validations, as a share of the earlier
+        value per step (negative: it rose) -- what LossNotDecreasing's ``min_decrease_per_step`` judges."""
+        return [
+            (before - after) / abs(before) / (step - previous)
+            for (previous, before), (step, after) in itertools.pairwise(self.validation_losses)
+            if math.isfinite(before) and math.isfinite(after) and before != 0 and step > previous
+        ]
 
     @property
     def collapsed(self) -> bool:
@@ -327,6 +339,9 @@ def run_job(
         json.loads(line) for line in (data_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     validation = [line["ssim"] for line in metrics if line["mode"] == "validation"]
+    validation_losses = tuple(
+        (int(line["step"]), float(line["loss"])) for line in metrics if line["mode"] == "validation"
+    )
     summary = json.loads((root / "opt_ml" / "model" / "training.json").read_text(encoding="utf-8"))
     defect, defect_step = defect_in_trial(str(root / "tensors"))
     smallest_first_gradient, lowest_peak_ratio = gradient_scales(str(root / "tensors"))
@@ -348,6 +363,7 @@ def run_job(
         smallest_first_gradient=smallest_first_gradient,
         lowest_peak_ratio=lowest_peak_ratio,
         embedding_spread=None if stop else embedding_spread(root / "opt_ml" / "model", channel),
+        validation_losses=validation_losses,
     )
 
 
@@ -470,6 +486,14 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _rates(outcome: Outcome) -> str:
+    """The validation loss's fall per step at the first comparison and the median over all of them."""
+    rates = outcome.fall_rates
+    if not rates:
+        return "-"
+    return f"{rates[0]:.2g} / {statistics.median(rates):.2g}"
+
+
 def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> str:
     healthy = [outcome for outcome in outcomes if outcome.configuration.healthy]
     bad = [outcome for outcome in outcomes if not outcome.configuration.healthy]
@@ -509,6 +533,16 @@ def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> s
             f"earlier peak {lowest.lowest_peak_ratio:.2g} ({lowest.configuration.name}); VanishingGradient's "
             "peak_fraction is 1e-6"
         )
+    from training.debugger import rules
+
+    learned_rates = [outcome.fall_rates[0] for outcome in healthy if outcome.learned and outcome.fall_rates]
+    if learned_rates:
+        lines.append(
+            f"- LossNotDecreasing's min_decrease_per_step is {rules.MIN_DECREASE_PER_STEP:g}: the healthy "
+            "jobs that learned saw their "
+            f"validation loss fall by {min(learned_rates):.2g} per step or more at their first comparison "
+            f"(a negative figure: it rose)"
+        )
     if not_learning:
         lines.append(
             f"- Grid jobs the rules stopped that did not learn in their budget (validation SSIM up by at "
@@ -526,24 +560,25 @@ def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> s
         "",
         "### Bad jobs: where the defect appears and where the job was stopped",
         "",
-        "| job | configuration | defect in the trial (first saved step showing it) | stopped by | at step "
-        "| wall s |",
-        "|---|---|---|---|---:|---:|",
+        "| job | configuration | defect in the trial (first saved step showing it) | validation loss fall "
+        "per step: first / median | stopped by | at step | wall s |",
+        "|---|---|---|---|---|---:|---:|",
     ]
     for outcome in bad:
         configuration = outcome.configuration
         lines.append(
             f"| {configuration.name} | {configuration.why}: `{configuration.describe()}` | "
-            f"{outcome.defect or 'none'} ({_step(outcome.defect_step)}) | "
+            f"{outcome.defect or 'none'} ({_step(outcome.defect_step)}) | {_rates(outcome)} | "
             f"{outcome.stopped_by or 'not stopped'} | {_step(outcome.stop_step)} | {outcome.seconds:.0f} |"
         )
     lines += [
         "",
         "### Healthy-grid jobs",
         "",
-        "| job | configuration | validation SSIM first / last (whole budget) | embedding spread | rules "
-        "would stop it at (rule, step) | defect in the trial | lowest gradient / own peak | verdict |",
-        "|---|---|---|---:|---|---|---:|---|",
+        "| job | configuration | validation SSIM first / last (whole budget) | validation loss fall per "
+        "step: first / median | embedding spread | rules would stop it at (rule, step) | defect in the "
+        "trial | lowest gradient / own peak | verdict |",
+        "|---|---|---|---|---:|---|---|---:|---|",
     ]
     for outcome in healthy:
         configuration = outcome.configuration
@@ -552,8 +587,8 @@ def render(outcomes: Sequence[Outcome], seconds: float, cpu_seconds: float) -> s
         spread = "-" if outcome.embedding_spread is None else f"{outcome.embedding_spread:.1g}"
         lines.append(
             f"| {configuration.name} | `{configuration.describe()}` | {_number(outcome.first_ssim)} / "
-            f"{_number(outcome.last_ssim)} | {spread} | {stop} | {defect} | {_ratio(outcome)} | "
-            f"{outcome.verdict} |"
+            f"{_number(outcome.last_ssim)} | {_rates(outcome)} | {spread} | {stop} | {defect} | "
+            f"{_ratio(outcome)} | {outcome.verdict} |"
         )
     lines.append("")
     return "\n".join(lines)
