@@ -103,7 +103,9 @@ class Controller:
     def advance(self, sweep: str) -> Progress:
         """Steps 2-4: finish the launches in flight, fill the free slots, mark the sweep finished."""
         state = self.queue.sweep(sweep)
-        launches = [self.launch(sweep, name) for name in sorted(state.launching)] if state else []
+        # A sweep cancelled by hand (sweep_state no longer detached) sends nothing more, claimed or not.
+        in_flight = sorted(state.launching) if state is not None and state.state == items.DETACHED else []
+        launches = [self.launch(sweep, name) for name in in_flight]
         while (name := self.queue.claim_next(sweep)) is not None:
             launches.append(self.launch(sweep, name))
         finished = self.queue.finish_if_done(sweep)

@@ -6,10 +6,10 @@ the sweep's name; sort key ``rung_job``), whose sort keys start with digits, so 
 start with letters and never meet them:
 
 - ``sweep#``: the sweep item -- its state (``preparing`` while the command writes the jobs, ``detached``,
-  ``finished``), the parallel limit, the number of jobs, the next job to claim (``next_index``, 1-based:
-  jobs are claimed in order), the slots held (``running``: jobs launching or launched, not yet ended), the
-  counts of ended and refused jobs, and the set of jobs claimed whose launch is not confirmed yet
-  (``launching``);
+  ``finished``; any other value, e.g. ``cancelled`` set by hand, launches nothing more), the parallel
+  limit, the number of jobs, the next job to claim (``next_index``, 1-based: jobs are claimed in order),
+  the slots held (``running``: jobs launching or launched, not yet ended), the counts of ended and refused
+  jobs, and the set of jobs claimed whose launch is not confirmed yet (``launching``);
 - ``job#<job name>``: one item per job -- its state (``queued`` -> ``launching`` -> ``launched`` ->
   ``ended``, or ``launching`` -> ``launch_failed``), its number, its ``CreateTrainingJob`` request and its
   per-job alarm requests as JSON text, and when each step happened.

@@ -231,3 +231,25 @@ def test_malformed_and_foreign_events_are_skipped_without_any_aws_call_or_settin
     outcome = app.handler(event, None)
     assert outcome["action"] == "skip"
     assert app._clients == {}
+
+
+def test_a_sweep_cancelled_by_hand_launches_nothing_more(
+    handler: ModuleType, sagemaker: FakeSageMaker, table: str
+) -> None:
+    # GIVEN a sweep with job 2 claimed but not created, cancelled as docs/sweeps.md says (sweep_state)
+    names = launch_first(total=3, parallel=1)
+    store = sweeps.sweep_queue()
+    end(sagemaker, names[0])
+    store.mark_ended(sweeps.SWEEP, names[0], "Completed")
+    store.claim_next(sweeps.SWEEP)
+    boto3.client("dynamodb").update_item(
+        TableName=table,
+        Key=items.sweep_key(sweeps.SWEEP),
+        UpdateExpression="SET sweep_state = :cancelled",
+        ExpressionAttributeValues={":cancelled": {"S": "cancelled"}},
+    )
+    # WHEN an end event comes  THEN nothing is created, claimed or not
+    outcome = handler.handler(sweeps.end_event(names[0]), None)
+    assert outcome["launched"] == []
+    assert created(sagemaker) == names[:1]
+    assert sweeps.job_state(names[2]) == items.QUEUED

@@ -10,7 +10,8 @@
 - ``faults``: which AWS errors to wait out, and the retry with backoff;
 - ``launcher``: the launch loop (``SageMakerSweep``), ``records.json`` rewritten as each job ends;
 - ``records``: a job's report record from SageMaker and CloudWatch;
-- ``resume``: reattach to a sweep's jobs by tag after the launcher's machine went away.
+- ``resume``: reattach to a sweep's jobs by tag after the launcher's machine went away;
+- ``detach``: queue a sweep in the sweep-state table for the sweep launcher Lambda, launch its first jobs.
 
 The names below are the backend's interface (``autostop sweep``, ``sweep status``, the benchmarks, tests).
 """
