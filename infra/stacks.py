@@ -107,7 +107,7 @@ class AutostopStack(cdk.Stack):
             self,
             "SweepTableName",
             value=self.sweep_table.table_name,
-            description="DynamoDB table with each sweep's state (objectives at each rung, cross-job stopping)",
+            description="DynamoDB table with each sweep's state (rung objectives for cross-job stopping)",
         )
 
     def _refuse_alarm_name_collision(self, settings: AutostopSettings) -> None:
