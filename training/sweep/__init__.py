@@ -10,7 +10,9 @@ stops saved. ``status`` shows a SageMaker sweep's jobs, rule statuses and who st
 
 Modules:
 
-- ``spec``: the YAML/TOML sweep spec, validated up front, expanded into named job configurations.
+- ``spec``: the YAML/TOML sweep spec, validated up front, expanded into named job configurations (one
+  import for ``spec_schema``, ``spec_parsing``, ``spec_validation`` with its ``spec_validation_*`` sections,
+  and ``spec_search``).
 - ``local``: the local runner (the embedded default; ``make demo``).
 - ``sagemaker``: the SageMaker launcher (``--dry-run`` prints every request without credentials).
 - ``progress``: the live table (rich) or plain progress lines.
