@@ -10,6 +10,11 @@ facts the decision needs (``DescribeTrainingJob``, ``ListTags``) and carries the
                                 the stop tags, SNS and audit=notified)
       -> EMF metrics and one structured log line; the outcome dict is returned.
 
+A cross-job rung report (``rung_reports``) takes the same path with one step more: screen -> Describe +
+ListTags -> admit (signed by the job, launched for cross-job stopping) -> record it in the sweep-state table
+(``rung_store``: PutItem, Query) -> judge (``cross_job``) -> the same STOP / DRY_RUN / SKIP as above, under
+the rule name ``CrossJob``. A report that is not admitted writes nothing.
+
 The audit trail always lands: ``autostop:stop-requested-at`` is written before ``StopTrainingJob`` (a
 failure there stops nothing and the retried event starts over), ``autostop:audit`` after the stop tags and
 the notification. A retry that finds the job no longer InProgress with the first marker but without the
@@ -41,7 +46,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import decision
+from . import cross_job, decision, rung_reports
+from .rung_store import DynamoDbRungStore
 
 # Fixed by CONTRACTS (the account-wide "rule issues" alarm reads namespace Autostop, service dimension).
 SERVICE_NAME: Final = "stop-training-job"
@@ -91,7 +97,8 @@ def reset_clients() -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: object, context: LambdaContext) -> dict[str, object]:
-    """Handle one EventBridge event (SageMaker state change, in-container rule event, or alarm change)."""
+    """Handle one EventBridge event (SageMaker state change, in-container rule event, alarm change, or
+    cross-job rung report)."""
     try:
         config = decision.config_from_environment(os.environ)
     except decision.ConfigError as error:
@@ -101,10 +108,9 @@ def handler(event: object, context: LambdaContext) -> dict[str, object]:
         raise
     facts = _interpret(event, config)
     if isinstance(facts, decision.IgnoredEvent):
-        ignored = decision.Decision(
-            decision.Action.SKIP, facts.reason, facts.detail, facts.job_name, facts.source
-        )
-        return _finish(ignored, event=event)
+        return _finish(_ignored(facts), event=event)
+    if isinstance(facts, decision.RungReport):
+        return _handle_rung_report(facts, config)
 
     logger.append_keys(job=facts.job_name, source=facts.source.value, event_id=facts.event_id)
     _count_issues(facts)
@@ -113,18 +119,75 @@ def handler(event: object, context: LambdaContext) -> dict[str, object]:
     verdict = decision.screen(facts, config)
     lookup = _Lookup()
     if verdict is None:
-        verdict, lookup = _decide_with_lookups(facts, config)
+        lookup = _look_up(facts.job_name, facts.source)
+        verdict = lookup.denied or decision.decide(
+            facts, lookup.description, lookup.tags, config, now=datetime.datetime.now(datetime.UTC)
+        )
+    return _act(
+        verdict, lookup, config, recorded=decision.recorded_stop(facts, config), alarms_deleted=alarms_deleted
+    )
 
+
+def _handle_rung_report(report: decision.RungReport, config: decision.Config) -> dict[str, object]:
+    """Admit, record and judge a job's objective at a rung; stop it through the same path as a rule."""
+    logger.append_keys(job=report.job_name, source=report.source.value, event_id=report.event_id)
+    early = rung_reports.screen(report, config)
+    if early is not None:
+        return _finish(early)
+    lookup = _look_up(report.job_name, report.source)
+    if lookup.denied is not None:
+        return _finish(lookup.denied)
+    admitted = rung_reports.admit(
+        report, lookup.description, lookup.tags, config, now=datetime.datetime.now(datetime.UTC)
+    )
+    if isinstance(admitted, decision.Decision):
+        return _finish(admitted)
+    if not config.sweep_table:
+        # A deployment without the table cannot compare jobs: fail loudly (Errors alarm; the event is retried,
+        # then kept in the dead-letter queue for a redrive once the setting is fixed).
+        problem = f"{decision.ENV_SWEEP_TABLE} is not set: rung reports cannot be recorded"
+        logger.error("invalid settings: the stop function cannot compare jobs", extra={"problem": problem})
+        raise decision.ConfigError(problem)
+    store = DynamoDbRungStore(_client("dynamodb"), config.sweep_table)
+    peers = store.report(
+        sweep=admitted.comparison.sweep, rung=report.rung, job=admitted.job_name, value=report.objective
+    )
+    judgement = cross_job.judge(admitted.settings, rung=report.rung, job=admitted.job_name, peers=peers)
+    verdict = rung_reports.verdict(admitted, judgement, config)
+    result = _act(verdict, lookup, config, recorded=rung_reports.recorded_stop(admitted, judgement))
+    return {**result, "sweep": admitted.comparison.sweep, "rung": report.rung, "reported": judgement.reported}
+
+
+def _ignored(ignored: decision.IgnoredEvent) -> decision.Decision:
+    return decision.Decision(
+        decision.Action.SKIP, ignored.reason, ignored.detail, ignored.job_name, ignored.source
+    )
+
+
+def _act(
+    verdict: decision.Decision,
+    lookup: _Lookup,
+    config: decision.Config,
+    *,
+    recorded: decision.Decision | None,
+    alarms_deleted: list[str] | None = None,
+) -> dict[str, object]:
+    """Carry the verdict out: the stop path, a dry run's notification, or completing a cut-short audit trail
+    (``recorded``: the STOP this event asked for, when the job is no longer running)."""
     failure: Exception | None = None
     audit_completed = False
-    if verdict.action is decision.Action.STOP:  # decide() stops only a job whose ARN it has checked
+    if verdict.action is decision.Action.STOP:  # a STOP is only decided for a job whose ARN was checked
         verdict, failure = _stop(verdict, lookup.job_arn, config)
     elif verdict.action is decision.Action.DRY_RUN:
         _notify(verdict, config, added_tags=None)
-    elif verdict.reason is decision.Reason.JOB_NOT_IN_PROGRESS and decision.audit_pending(
-        lookup.description, lookup.tags
+    elif (
+        verdict.reason is decision.Reason.JOB_NOT_IN_PROGRESS
+        and recorded is not None
+        and decision.audit_pending(lookup.description, lookup.tags)
     ):
-        audit_completed = _complete_audit(facts, lookup, config)
+        _write_trail(recorded, lookup.job_arn, config, existing_tags=lookup.tags)
+        logger.info("completed the audit trail of a job autostop stopped", extra={"job": recorded.job_name})
+        audit_completed = True
     result = _finish(verdict, alarms_deleted=alarms_deleted)
     if audit_completed:
         result["audit_completed"] = True
@@ -135,10 +198,15 @@ def handler(event: object, context: LambdaContext) -> dict[str, object]:
     return result
 
 
-def _interpret(event: object, config: decision.Config) -> decision.EventFacts | decision.IgnoredEvent:
-    """``interpret_event`` never raises by design (property-tested). Should an event the tests never imagined
-    make it raise anyway, the event is still a logged skip: retrying it could only fail the same way."""
+def _interpret(
+    event: object, config: decision.Config
+) -> decision.EventFacts | decision.RungReport | decision.IgnoredEvent:
+    """``interpret_event`` and ``interpret_rung_report`` never raise by design (property-tested). Should an
+    event the tests never imagined make one raise anyway, the event is still a logged skip: retrying it could
+    only fail the same way."""
     try:
+        if decision.is_rung_report(event):
+            return decision.interpret_rung_report(event)
         return decision.interpret_event(event, config)
     except Exception:
         logger.exception("event interpretation failed unexpectedly", extra=decision.summarize_event(event))
@@ -149,24 +217,24 @@ def _interpret(event: object, config: decision.Config) -> decision.EventFacts | 
 
 @dataclasses.dataclass(frozen=True)
 class _Lookup:
-    """What ``DescribeTrainingJob`` and ``ListTags`` said (nothing when the event was settled without)."""
+    """What ``DescribeTrainingJob`` and ``ListTags`` said (nothing when the event was settled without);
+    ``denied``: the skip when IAM refused them (the job is not opted in)."""
 
     job_arn: str = ""
     description: dict[str, Any] | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    denied: decision.Decision | None = None
 
 
-def _decide_with_lookups(
-    facts: decision.EventFacts, config: decision.Config
-) -> tuple[decision.Decision, _Lookup]:
-    """Look the job up as it is NOW (events are stale, repeated, out of order), then decide."""
+def _look_up(job_name: str, source: decision.EventSource) -> _Lookup:
+    """The job as it is NOW (events are stale, repeated, out of order): one describe, then its tags."""
     sagemaker = _client("sagemaker")
     description: dict[str, Any] | None
     try:
-        description = sagemaker.describe_training_job(TrainingJobName=facts.job_name)
+        description = sagemaker.describe_training_job(TrainingJobName=job_name)
     except ClientError as error:
         if _is_access_denied(error):
-            return _access_denied(facts, "DescribeTrainingJob"), _Lookup()
+            return _Lookup(denied=_access_denied(job_name, source, "DescribeTrainingJob"))
         if not _is_not_found(error):
             raise
         description = None
@@ -180,21 +248,22 @@ def _decide_with_lookups(
                 tags.update(decision.tags_from_list(page.get("Tags")))
         except ClientError as error:
             if _is_access_denied(error):
-                return _access_denied(facts, "ListTags"), _Lookup()
+                return _Lookup(denied=_access_denied(job_name, source, "ListTags"))
             if not _is_not_found(error):
                 raise
             description = None
-    verdict = decision.decide(facts, description, tags, config, now=datetime.datetime.now(datetime.UTC))
-    return verdict, _Lookup(job_arn, description, tags)
+    return _Lookup(job_arn, description, tags)
 
 
-def _access_denied(facts: decision.EventFacts, operation: str) -> decision.Decision:
+def _access_denied(job_name: str, source: decision.EventSource, operation: str) -> decision.Decision:
     # IAM allows the SageMaker actions only on jobs carrying the opt-in tag (aws:ResourceTag condition), so
     # AccessDenied means "not opted in": out of scope, not an error.
-    return decision.Decision.skip(
+    return decision.Decision(
+        decision.Action.SKIP,
         decision.Reason.OUT_OF_SCOPE_ACCESS_DENIED,
         f"{operation} was denied: the job does not carry the opt-in tag the IAM policy requires",
-        facts,
+        job_name,
+        source,
     )
 
 
@@ -252,16 +321,6 @@ def _write_trail(
     _add_tags(job_arn, {decision.TAG_AUDIT: decision.AUDIT_NOTIFIED})
 
 
-def _complete_audit(facts: decision.EventFacts, lookup: _Lookup, config: decision.Config) -> bool:
-    """A retry found the job stopped by autostop with its trail cut short: write the rest of it."""
-    recorded = decision.recorded_stop(facts, config)
-    if recorded is None:
-        return False
-    _write_trail(recorded, lookup.job_arn, config, existing_tags=lookup.tags)
-    logger.info("completed the audit trail of a job autostop stopped", extra={"job": facts.job_name})
-    return True
-
-
 def _add_tags(job_arn: str, tags: dict[str, str]) -> None:
     _client("sagemaker").add_tags(
         ResourceArn=job_arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
@@ -296,14 +355,17 @@ def _notify(verdict: decision.Decision, config: decision.Config, added_tags: dic
     rule_name = finding.rule_name if finding else "unknown"
     dry_run = verdict.action is decision.Action.DRY_RUN
     region = str(_client("sagemaker").meta.region_name)
+    cause = f"rule {rule_name} found issues"
+    if finding is not None and finding.origin is decision.FindingOrigin.CROSS_JOB:
+        cause = f"{rule_name}: worse than its sweep's other jobs"
     if dry_run:
-        subject = f"[DRY RUN] autostop would stop {job_name}: rule {rule_name} found issues"
+        subject = f"[DRY RUN] autostop would stop {job_name}: {cause}"
         headline = (
             f"DRY RUN: autostop would have stopped the SageMaker training job {job_name}. "
             "Nothing was stopped or tagged (AUTOSTOP_DRY_RUN=true)."
         )
     else:
-        subject = f"autostop stopped {job_name}: rule {rule_name} found issues"
+        subject = f"autostop stopped {job_name}: {cause}"
         headline = f"autostop stopped the SageMaker training job {job_name}."
     lines = [
         headline,

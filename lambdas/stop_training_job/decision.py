@@ -34,7 +34,10 @@ from . import provenance
 from .events import EventFacts as EventFacts
 from .events import IgnoredEvent as IgnoredEvent
 from .events import RuleFinding as RuleFinding
+from .events import RungReport as RungReport
 from .events import interpret_event as interpret_event
+from .events import interpret_rung_report as interpret_rung_report
+from .events import is_rung_report as is_rung_report
 from .events import summarize_event as summarize_event
 from .settings import Config as Config
 from .settings import ConfigError as ConfigError
@@ -127,17 +130,8 @@ def decide(
         return early
     if description is None:
         return Decision.skip(Reason.JOB_NOT_FOUND, "DescribeTrainingJob found no such job", facts)
-    described_name = description.get("TrainingJobName")
-    described_arn = description.get("TrainingJobArn")
-    status = description.get("TrainingJobStatus")
-    arn_match = JOB_ARN_PATTERN.fullmatch(described_arn) if isinstance(described_arn, str) else None
-    if (
-        not isinstance(described_name, str)
-        or not same_job_name(described_name, facts.job_name)
-        or arn_match is None
-        or not same_job_name(arn_match.group("name"), facts.job_name)
-        or not isinstance(status, str)
-    ):
+    status = described_status(description, facts.job_name)
+    if status is None:
         return Decision.skip(
             Reason.MALFORMED_DESCRIPTION, "the description lacks the job's name, ARN or status", facts
         )
@@ -182,6 +176,24 @@ def decide(
         facts.source,
         finding,
     )
+
+
+def described_status(description: Mapping[str, object], job_name: str) -> str | None:
+    """The ``TrainingJobStatus`` of a description of ``job_name`` (its name and ARN both name that job),
+    else ``None``: a description of another job, or one lacking these fields, proves nothing."""
+    described_name = description.get("TrainingJobName")
+    described_arn = description.get("TrainingJobArn")
+    status = description.get("TrainingJobStatus")
+    arn_match = JOB_ARN_PATTERN.fullmatch(described_arn) if isinstance(described_arn, str) else None
+    if (
+        not isinstance(described_name, str)
+        or not same_job_name(described_name, job_name)
+        or arn_match is None
+        or not same_job_name(arn_match.group("name"), job_name)
+        or not isinstance(status, str)
+    ):
+        return None
+    return status
 
 
 # --- Helpers for acting on a decision ---

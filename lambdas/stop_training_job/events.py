@@ -1,4 +1,5 @@
-"""Event parsers: an EventBridge event of one of the three kinds -> ``EventFacts`` or ``IgnoredEvent``.
+"""Event parsers: an EventBridge event of one of the three kinds -> ``EventFacts`` or ``IgnoredEvent``;
+a cross-job rung report (``Cross-Job Rung Report``) -> ``RungReport`` or ``IgnoredEvent``.
 
 Every field of an event is optional and untrusted. Values are checked for type and for the lengths and
 patterns the AWS APIs allow; anything outside them makes the event ``malformed_event``: skipped with a
@@ -30,13 +31,18 @@ from .vocabulary import (
     MAX_RESOURCES,
     MAX_RULE_STATUSES,
     MAX_STEP,
+    OBJECTIVE_MAX_LENGTH,
+    OBJECTIVE_METRIC_PATTERN,
+    OBJECTIVE_PATTERN,
     RULE_NAME_PATTERN,
+    RUNG_REPORT_DETAIL_TYPE,
     SIGNATURE_ALGORITHM,
     SIGNATURE_PATTERN,
     STATUS_DETAILS_MAX_LENGTH,
     STATUS_MAX_LENGTH,
     STEP_IN_DETAILS_PATTERN,
     TIMESTAMP_MAX_LENGTH,
+    TRAINING_SOURCE,
     EventSource,
     FindingOrigin,
     Reason,
@@ -83,6 +89,28 @@ class EventFacts:
     def job_finished(self) -> bool:
         """The event says the job has finished: its per-job alarms can be deleted."""
         return self.job_status in FINISHED_STATUSES
+
+
+@dataclasses.dataclass(frozen=True)
+class RungReport:
+    """What a valid rung report says: the job's objective (``metric``) at ``rung``, measured at ``step``.
+
+    ``objective_text`` is the value as the event carries and signs it; ``objective`` is its number (NaN or
+    infinite for a diverged job, which ranks last). Nothing here is trusted until ``provenance`` verifies.
+    """
+
+    job_name: str
+    rung: int
+    step: int
+    metric: str
+    objective_text: str
+    signature: Signature | None = None
+    event_id: str | None = None
+    source: EventSource = EventSource.TRAINING
+
+    @property
+    def objective(self) -> float:
+        return float(self.objective_text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,10 +239,9 @@ def _rule_findings(
     return findings
 
 
-def _interpret_job_event(
-    event: Mapping[object, object], detail: Mapping[object, object], source: EventSource
-) -> EventFacts:
-    """SageMaker state change and in-container events: same ``detail`` shape, same code."""
+def _named_job(event: Mapping[object, object], detail: Mapping[object, object]) -> str:
+    """The job a SageMaker or in-container event names: ``TrainingJobName``, ``TrainingJobArn`` and the
+    training-job ARNs in ``resources``, which must all agree."""
     candidates: list[tuple[str, str]] = []
     name = _optional_string(detail, "TrainingJobName", "detail", JOB_NAME_MAX_LENGTH)
     if name is not None:
@@ -229,7 +256,14 @@ def _interpret_job_event(
         match = JOB_ARN_PATTERN.fullmatch(resource)
         if match is not None:
             candidates.append((path, match.group("name")))
-    job_name = _agreeing_job_name(candidates)
+    return _agreeing_job_name(candidates)
+
+
+def _interpret_job_event(
+    event: Mapping[object, object], detail: Mapping[object, object], source: EventSource
+) -> EventFacts:
+    """SageMaker state change and in-container events: same ``detail`` shape, same code."""
+    job_name = _named_job(event, detail)
 
     job_status = None
     if source is EventSource.SAGEMAKER:
@@ -390,6 +424,50 @@ def interpret_event(event: object, config: Config) -> EventFacts | IgnoredEvent:
         return _interpret_job_event(event, detail, kind)
     except _Malformed as problem:
         return IgnoredEvent(Reason.MALFORMED_EVENT, str(problem))
+
+
+def is_rung_report(event: object) -> bool:
+    """Whether the event claims to be a cross-job rung report (``interpret_rung_report`` checks the rest)."""
+    return (
+        isinstance(event, Mapping)
+        and event.get("source") == TRAINING_SOURCE
+        and event.get("detail-type") == RUNG_REPORT_DETAIL_TYPE
+    )
+
+
+def _step_count(detail: Mapping[object, object], key: str) -> int:
+    value = detail.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_STEP:
+        raise _Malformed(f"detail.{key}", "expected a positive integer")
+    return value
+
+
+def interpret_rung_report(event: object) -> RungReport | IgnoredEvent:
+    """Read a cross-job rung report (docs/events.md section 4) into ``RungReport``, or say why it is ignored.
+
+    Never raises, like ``interpret_event``. Shape only: whether the job signed it, and whether the rung is
+    one of its sweep's, is checked against the job's description (``rung_reports.admit``).
+    """
+    try:
+        if not is_rung_report(event) or not isinstance(event, Mapping):
+            return IgnoredEvent(Reason.FOREIGN_EVENT, "not a cross-job rung report")
+        detail = _optional_mapping(event, "detail", "event")
+        if detail is None:
+            return IgnoredEvent(Reason.MALFORMED_EVENT, "event.detail: missing", EventSource.TRAINING)
+        job_name = _named_job(event, detail)
+        rung = _step_count(detail, "Rung")
+        step = _step_count(detail, "Step")
+        if step < rung:
+            raise _Malformed("detail.Step", "a rung is reported at or after it, never before")
+        metric = _optional_string(detail, "ObjectiveMetric", "detail", 128)
+        if metric is None or not OBJECTIVE_METRIC_PATTERN.fullmatch(metric):
+            raise _Malformed("detail.ObjectiveMetric", "expected validation:<metric>")
+        objective = _optional_string(detail, "Objective", "detail", OBJECTIVE_MAX_LENGTH)
+        if objective is None or not OBJECTIVE_PATTERN.fullmatch(objective):
+            raise _Malformed("detail.Objective", "expected a number as text (or nan, inf, -inf)")
+        return RungReport(job_name, rung, step, metric, objective, _signature(detail), _event_id(event))
+    except _Malformed as problem:
+        return IgnoredEvent(Reason.MALFORMED_EVENT, str(problem), EventSource.TRAINING)
 
 
 def summarize_event(event: object) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Verifying that an in-container event came from the job it names (``autostop.training`` events only).
+"""Verifying that an in-container event came from the job it names (``autostop.training`` events only: the
+rule events and the cross-job rung reports).
 
 Why: any principal allowed to ``PutEvents`` on the bus can send an event of source ``autostop.training``
 about any job; the stop path must act only on evidence the job itself produced. The launcher gives every
@@ -28,6 +29,7 @@ from collections.abc import Mapping
 
 from .vocabulary import (
     MAX_CLOCK_SKEW_S,
+    RUNG_REPORT_MESSAGE_VERSION,
     SIGNATURE_MAX_AGE_S,
     SIGNED_MESSAGE_VERSION,
     SIGNING_KEY_HYPERPARAMETER,
@@ -49,6 +51,16 @@ def signed_message(*, job_name: str, rule_name: str, status: str, step: int | No
     The job name is lowercased: SageMaker may spell it lowercased in ARNs, and the key is the job's own.
     """
     fields = [SIGNED_MESSAGE_VERSION, job_name.lower(), rule_name, status, step, signed_at]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def rung_report_message(
+    *, job_name: str, rung: int, step: int, metric: str, objective: str, signed_at: str
+) -> bytes:
+    """The canonical bytes of a cross-job rung report: the rule event's encoding with its own version (a
+    rule event's signature never verifies as a rung report, nor the reverse), over the rung, the step, the
+    objective's metric and its value as the event carries it (text: signed byte for byte)."""
+    fields = [RUNG_REPORT_MESSAGE_VERSION, job_name.lower(), rung, step, metric, objective, signed_at]
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -100,12 +112,44 @@ def problem(
     """Why the event cannot be trusted to come from ``job_name``; ``None`` when it verifies."""
     if provenance is None:
         return "the in-container event is not signed"
-    key = signing_key(description)
-    if key is None:
-        return f"the job has no {SIGNING_KEY_HYPERPARAMETER} hyperparameter to verify the event with"
     message = signed_message(
         job_name=job_name, rule_name=rule_name, status=status, step=step, signed_at=provenance.signed_at
     )
+    return message_problem(message, provenance=provenance, description=description, now=now)
+
+
+def rung_report_problem(
+    *,
+    job_name: str,
+    rung: int,
+    step: int,
+    metric: str,
+    objective: str,
+    provenance: Signature | None,
+    description: Mapping[str, object],
+    now: datetime.datetime,
+) -> str | None:
+    """Why a rung report cannot be trusted to come from ``job_name``; ``None`` when it verifies."""
+    if provenance is None:
+        return "the rung report is not signed"
+    message = rung_report_message(
+        job_name=job_name,
+        rung=rung,
+        step=step,
+        metric=metric,
+        objective=objective,
+        signed_at=provenance.signed_at,
+    )
+    return message_problem(message, provenance=provenance, description=description, now=now)
+
+
+def message_problem(
+    message: bytes, *, provenance: Signature, description: Mapping[str, object], now: datetime.datetime
+) -> str | None:
+    """The checks every signed event passes: the job's key verifies ``message``, signed inside the window."""
+    key = signing_key(description)
+    if key is None:
+        return f"the job has no {SIGNING_KEY_HYPERPARAMETER} hyperparameter to verify the event with"
     if not hmac.compare_digest(signature(key, message), provenance.value):
         return "the event's signature does not verify with the job's key"
     signed_at = parse_time(provenance.signed_at)

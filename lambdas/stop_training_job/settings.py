@@ -19,11 +19,13 @@ from .vocabulary import (
     ENV_DRY_RUN,
     ENV_JOB_PREFIX,
     ENV_STOPPING_RULES,
+    ENV_SWEEP_TABLE,
     ENV_TAG_KEY,
     ENV_TAG_VALUE,
     ENV_TOPIC_ARN,
     JOB_PREFIX_PATTERN,
     RULE_NAME_PATTERN,
+    TABLE_NAME_PATTERN,
     TAG_KEY_PATTERN,
     TAG_VALUE_PATTERN,
     TOPIC_ARN_PATTERN,
@@ -41,6 +43,8 @@ class Config:
     ``stopping_rules`` is ``None`` for "every rule stops" (``*``), else the rule configuration names that
     stop.
     ``topic_arn`` may be empty (no notification), which the local runner uses; the stack always sets it.
+    ``sweep_table`` is the DynamoDB table of cross-job rung objectives; empty where nothing records them
+    (the local runner keeps its own), in which case the Lambda refuses rung reports loudly.
     """
 
     tag_key: str = DEFAULT_TAG_KEY
@@ -50,6 +54,7 @@ class Config:
     dry_run: bool = False
     topic_arn: str = ""
     alarm_prefix: str = DEFAULT_ALARM_PREFIX
+    sweep_table: str = ""
 
     def __post_init__(self) -> None:
         problems = _config_problems(self)
@@ -106,6 +111,10 @@ def _config_problems(config: Config) -> list[str]:
         problems.append(f"{ENV_TOPIC_ARN} must be empty or an SNS topic ARN")
     if not isinstance(config.alarm_prefix, str) or not ALARM_PREFIX_PATTERN.fullmatch(config.alarm_prefix):
         problems.append(f"{ENV_ALARM_PREFIX} must be 1-128 characters (letters, digits, _.:=+@/-)")
+    if not isinstance(config.sweep_table, str) or (
+        config.sweep_table and not TABLE_NAME_PATTERN.fullmatch(config.sweep_table)
+    ):
+        problems.append(f"{ENV_SWEEP_TABLE} must be empty or a DynamoDB table name (3-255 of A-Za-z0-9_.-)")
     return problems
 
 
@@ -140,6 +149,7 @@ def config_from_environment(env: Mapping[str, str]) -> Config:
         "job_prefix": env.get(ENV_JOB_PREFIX, ""),
         "topic_arn": env.get(ENV_TOPIC_ARN, ""),
         "alarm_prefix": env.get(ENV_ALARM_PREFIX, DEFAULT_ALARM_PREFIX),
+        "sweep_table": env.get(ENV_SWEEP_TABLE, ""),
     }
     try:
         config = Config(stopping_rules=stopping_rules, dry_run=dry_run, **settings)

@@ -19,6 +19,8 @@ SAGEMAKER_SOURCE: Final = "aws.sagemaker"
 SAGEMAKER_DETAIL_TYPE: Final = "SageMaker Training Job State Change"
 TRAINING_SOURCE: Final = "autostop.training"
 TRAINING_DETAIL_TYPE: Final = "Debugger Rule Evaluation Status Change"
+# The container's objective at a rung (cross-job stopping: docs/events.md section 4, ``rung_reports``).
+RUNG_REPORT_DETAIL_TYPE: Final = "Cross-Job Rung Report"
 CLOUDWATCH_SOURCE: Final = "aws.cloudwatch"
 CLOUDWATCH_DETAIL_TYPE: Final = "CloudWatch Alarm State Change"
 
@@ -53,6 +55,8 @@ ENV_STOPPING_RULES: Final = "AUTOSTOP_STOPPING_RULES"
 ENV_DRY_RUN: Final = "AUTOSTOP_DRY_RUN"
 ENV_TOPIC_ARN: Final = "AUTOSTOP_TOPIC_ARN"
 ENV_ALARM_PREFIX: Final = "AUTOSTOP_ALARM_PREFIX"
+# The sweep-state DynamoDB table (``infra/sweep_state.py`` sets it; ``rung_store`` writes to it).
+ENV_SWEEP_TABLE: Final = "AUTOSTOP_SWEEP_TABLE"
 
 # The in-container event's signature (docs/events.md section 2; ``provenance``). The launcher gives every
 # job a random key as this hyperparameter; DescribeTrainingJob returns it to the stop Lambda.
@@ -67,6 +71,24 @@ SIGNED_MESSAGE_VERSION: Final = "autostop-event-v1"
 # before the job started) is refused too.
 SIGNATURE_MAX_AGE_S: Final = 75 * 60
 MAX_CLOCK_SKEW_S: Final = 5 * 60
+
+# Cross-job stopping (``rung_reports``, ``sweep_settings``). The launcher gives every job of a sweep with a
+# ``cross_job`` section this hyperparameter: the comparison's settings, the objective and the sweep's name,
+# as compact JSON. The container reports its objective at each rung in an event signed like a rule event
+# (another message version, so neither kind of signature can stand for the other); a job stopped by the
+# comparison is recorded under the rule name ``CrossJob``, as the local runner records it.
+CROSS_JOB_HYPERPARAMETER: Final = "autostop_cross_job"
+RUNG_REPORT_MESSAGE_VERSION: Final = "autostop-rung-report-v1"
+CROSS_JOB_RULE: Final = "CrossJob"
+# SageMaker: a hyperparameter value holds at most 2500 characters.
+HYPERPARAMETER_VALUE_MAX_LENGTH: Final = 2500
+# The objective travels as text (``repr`` of the float, or nan/inf/-inf, as the rung store keeps it): JSON
+# has no NaN, and text is signed byte for byte whatever a JSON encoder on the way does to numbers.
+OBJECTIVE_PATTERN: Final = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|nan|-?inf")
+OBJECTIVE_MAX_LENGTH: Final = 32
+# Sweep names: training-job name characters (the spec's pattern), jobs being ``<sweep>-NNN``.
+SWEEP_NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+OBJECTIVE_METRIC_PATTERN: Final = re.compile(r"validation:[a-z0-9_]{1,64}")
 
 # --- Limits and patterns (from the SageMaker, CloudWatch and EventBridge API models) ---
 
@@ -98,6 +120,8 @@ JOB_PREFIX_PATTERN: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-]{0,62}")
 ALARM_PREFIX_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:=+@/-]{1,128}")
 # SageMaker returns training-job ARNs with the job name lowercased in places (and IAM evaluates those):
 # names are compared case-insensitively wherever one side may come from an ARN (``same_job_name``).
+# DynamoDB table names (the API reference's TableName pattern and lengths).
+TABLE_NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
 TOPIC_ARN_PATTERN: Final = re.compile(
     r"arn:aws[a-z\-]*:sns:[a-z0-9\-]+:[0-9]{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?"
 )
@@ -124,6 +148,7 @@ class FindingOrigin(enum.StrEnum):
     DEBUGGER = "debugger"
     PROFILER = "profiler"
     ALARM = "alarm"
+    CROSS_JOB = "cross-job"  # the Lambda's own comparison of a job with its sweep's other jobs
 
 
 class Action(enum.StrEnum):
@@ -149,6 +174,9 @@ class Reason(enum.StrEnum):
     MALFORMED_DESCRIPTION = "malformed_description"
     JOB_NOT_IN_PROGRESS = "job_not_in_progress"
     UNVERIFIED_EVENT = "unverified_event"  # an in-container event without a valid signature from its job
+    WORSE_THAN_PEERS = "worse_than_peers"  # the reason of a cross-job stop (or of a dry run's would-be stop)
+    CROSS_JOB_CONTINUE = "cross_job_continue"  # the comparison lets the job go on (or cannot judge yet)
+    CROSS_JOB_NOT_CONFIGURED = "cross_job_not_configured"  # no usable autostop_cross_job hyperparameter
 
 
 def same_job_name(first: str, second: str) -> bool:

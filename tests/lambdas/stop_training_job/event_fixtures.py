@@ -30,6 +30,7 @@ TRAINING_ISSUES_FOUND = "autostop_rule_issues_found"
 ALARM_HOST = "cloudwatch_alarm_rule_alarm"
 ALARM_TRAINING_JOB_NAME = "cloudwatch_alarm_rule_alarm_training_job_name_dimension"
 ALARM_OK = "cloudwatch_alarm_rule_ok"
+RUNG_REPORT = "autostop_cross_job_rung_report"
 
 # Fixtures whose job is (or, for alarms, whose rule says it is) worth stopping when in scope.
 STOPPING_FIXTURES = (
@@ -96,6 +97,48 @@ def signed(
         rule_name=status["RuleConfigurationName"],
         status=status["RuleEvaluationStatus"],
         step=detail.get("Step"),
+        signed_at=signed_at,
+    )
+    detail["Provenance"] = {
+        "Algorithm": "HMAC-SHA256",
+        "SignedAt": signed_at,
+        "Signature": provenance.sign(key, message),
+    }
+    return result
+
+
+def rung_report(
+    *,
+    job_name: str = JOB_NAME,
+    rung: int = 300,
+    step: int | None = None,
+    objective: str = "0.0412",
+    metric: str = "validation:loss",
+    key: str = SAMPLE_SIGNING_KEY,
+    at: datetime.datetime = SAMPLE_TIME,
+) -> dict[str, Any]:
+    """The documented rung report about ``job_name`` with these values, signed as the container signs it
+    (``training/debugger/provenance.py``): with ``key``, at ``at``."""
+    event = for_job(load(RUNG_REPORT), job_name)
+    detail = event["detail"]
+    detail.update(Step=rung if step is None else step, Rung=rung, ObjectiveMetric=metric, Objective=objective)
+    return signed_rung_report(event, key=key, at=at)
+
+
+def signed_rung_report(
+    event: dict[str, Any], *, key: str = SAMPLE_SIGNING_KEY, at: datetime.datetime = SAMPLE_TIME
+) -> dict[str, Any]:
+    """A rung report re-signed over its own job name, rung, step, metric and objective."""
+    result = copy.deepcopy(event)
+    detail = result["detail"]
+    signed_at = at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result["time"] = signed_at
+    message = provenance.rung_report_message(
+        job_name=detail["TrainingJobName"],
+        rung=detail["Rung"],
+        step=detail["Step"],
+        metric=detail["ObjectiveMetric"],
+        objective=detail["Objective"],
         signed_at=signed_at,
     )
     detail["Provenance"] = {
