@@ -33,9 +33,10 @@ VIEW_POOLINGS = ("none", "mean", "max")
 DECAYS = ("none", "exponential", "inverse_time")
 # Keys the SageMaker Python SDK adds to every job's hyperparameters; they are not ours to validate.
 SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
-# The job's event-signing key: read by the rule evaluator's signer (training/debugger/provenance.py), never a
-# training setting, and never kept where training settings are logged.
-NOT_TRAINING_SETTINGS = frozenset({contract.SIGNING_KEY_HYPERPARAMETER})
+# The job's event-signing key (read by the rule evaluator's signer, training/debugger/provenance.py) and its
+# sweep's cross-job comparison (read by the rung reporter, training/debugger/rung_reports.py): never training
+# settings, and never kept where training settings are logged.
+NOT_TRAINING_SETTINGS = frozenset({contract.SIGNING_KEY_HYPERPARAMETER, contract.CROSS_JOB_HYPERPARAMETER})
 # tf.image.ssim uses an 11x11 Gaussian window: smaller images cannot be scored.
 MINIMUM_IMAGE_SIZE = 16
 # Training length when neither steps nor epochs is given.

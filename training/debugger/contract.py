@@ -29,3 +29,10 @@ SIGNING_KEY_HYPERPARAMETER: Final = "autostop_signing_key"
 SIGNING_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{32,256}")
 SIGNATURE_ALGORITHM: Final = "HMAC-SHA256"
 SIGNED_MESSAGE_VERSION: Final = "autostop-event-v1"
+
+# Cross-job stopping (docs/events.md section 4; ``rung_reports``): the launcher's hyperparameter with the
+# sweep's comparison, and the signed report of the job's objective at a rung.
+CROSS_JOB_HYPERPARAMETER: Final = "autostop_cross_job"
+RUNG_REPORT_DETAIL_TYPE: Final = "Cross-Job Rung Report"
+RUNG_REPORT_MESSAGE_VERSION: Final = "autostop-rung-report-v1"
+CROSS_JOB_RULE: Final = "CrossJob"

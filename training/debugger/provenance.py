@@ -42,6 +42,23 @@ def signed_message(*, job_name: str, rule_name: str, status: str, step: int | No
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
+def rung_report_message(
+    *, job_name: str, rung: int, step: int, metric: str, objective: str, signed_at: str
+) -> bytes:
+    """The canonical bytes of a cross-job rung report: the same encoding under its own version, over the
+    rung, the step, the objective's metric and its value as the event carries it (text)."""
+    fields = [
+        contract.RUNG_REPORT_MESSAGE_VERSION,
+        job_name.lower(),
+        rung,
+        step,
+        metric,
+        objective,
+        signed_at,
+    ]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def sign(key: str, message: bytes) -> str:
     return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
@@ -53,12 +70,17 @@ def checked_key(key: str, origin: str) -> str:
     return key
 
 
+def hyperparameters_file(environ: Mapping[str, str]) -> Path:
+    """SageMaker's ``<opt_ml>/input/config/hyperparameters.json`` (``AUTOSTOP_OPT_ML`` moves the root)."""
+    return Path(environ.get(OPT_ML_ENV) or SAGEMAKER_OPT_ML) / "input" / "config" / "hyperparameters.json"
+
+
 def signing_key_from(environ: Mapping[str, str]) -> str | None:
     """The job's key: ``AUTOSTOP_SIGNING_KEY``, else the ``autostop_signing_key`` hyperparameter in
     ``<opt_ml>/input/config/hyperparameters.json`` (SageMaker's file); ``None`` when the job has none."""
     if environ.get(SIGNING_KEY_ENV):
         return checked_key(environ[SIGNING_KEY_ENV], SIGNING_KEY_ENV)
-    path = Path(environ.get(OPT_ML_ENV) or SAGEMAKER_OPT_ML) / "input" / "config" / "hyperparameters.json"
+    path = hyperparameters_file(environ)
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -71,4 +93,13 @@ def signing_key_from(environ: Mapping[str, str]) -> str | None:
     return checked_key(key, f"{path}: {contract.SIGNING_KEY_HYPERPARAMETER}")
 
 
-__all__ = ["SigningKeyError", "checked_key", "new_signing_key", "sign", "signed_message", "signing_key_from"]
+__all__ = [
+    "SigningKeyError",
+    "checked_key",
+    "hyperparameters_file",
+    "new_signing_key",
+    "rung_report_message",
+    "sign",
+    "signed_message",
+    "signing_key_from",
+]

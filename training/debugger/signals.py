@@ -303,8 +303,19 @@ class Delivery:
     error: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Outgoing:
+    """One entry waiting for the delivery thread, with what the log lines call it."""
+
+    entry: dict[str, Any]
+    rule_name: str
+    what: str
+    fallback: str | None
+
+
 class EventBridgeSink:
-    """``PutEvents`` of IssuesFound signals, retried with exponential backoff, never raising.
+    """``PutEvents`` of IssuesFound signals (and, through ``send``, of the job's other entries: its cross-job
+    rung reports), retried with exponential backoff, never raising.
 
     Delivery runs on its own thread (``autostop-put-events``): ``emit`` builds the entry and returns at
     once, so the evaluator goes on judging steps and the other sinks (the metric line, self-termination,
@@ -343,7 +354,7 @@ class EventBridgeSink:
         self.log = log
         self.deliveries: list[Delivery] = []
         self._client: Any = None
-        self._pending: queue.Queue[tuple[dict[str, Any], str] | None] = queue.Queue()
+        self._pending: queue.Queue[_Outgoing | None] = queue.Queue()
         self._outstanding = 0
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -357,7 +368,18 @@ class EventBridgeSink:
         """Queue the signal's event for the delivery thread (an entry that cannot be built raises here)."""
         if rule_signal.status is not RuleStatus.ISSUES_FOUND:
             return
-        entry = put_events_entry(self.job, rule_signal)
+        name = rule_signal.rule_name
+        self.send(
+            put_events_entry(self.job, rule_signal),
+            rule_name=name,
+            what="stop event",
+            fallback=f"the metric line rule:{name}=1 remains",
+        )
+
+    def send(self, entry: dict[str, Any], *, rule_name: str, what: str, fallback: str | None = None) -> None:
+        """Queue any PutEvents entry of this job (a rung report) for the same delivery thread and retries.
+        ``what`` names it in the log lines; ``fallback`` says what still carries the news if it is never
+        sent."""
         with self._done:
             self._outstanding += 1
             if self._thread is None:
@@ -365,7 +387,7 @@ class EventBridgeSink:
                     target=self._delivery_loop, name="autostop-put-events", daemon=True
                 )
                 self._thread.start()
-        self._pending.put((entry, rule_signal.rule_name))
+        self._pending.put(_Outgoing(entry, rule_name, what, fallback))
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until every emitted event was sent or given up; ``False`` if ``timeout_s`` passed first."""
@@ -387,24 +409,24 @@ class EventBridgeSink:
             item = self._pending.get()
             if item is None:
                 return
-            entry, rule_name = item
             try:
-                self._report(self._deliver(entry, rule_name))
+                self._report(self._deliver(item.entry, item.rule_name), item)
             except Exception as error:  # the thread must outlive any surprise; nothing reaches training
-                self.log(f"rule {rule_name}: sending the stop event failed: {error!r}")
+                self.log(f"rule {item.rule_name}: sending the {item.what} failed: {error!r}")
             finally:
                 with self._done:
                     self._outstanding -= 1
                     self._done.notify_all()
 
-    def _report(self, delivery: Delivery) -> None:
+    def _report(self, delivery: Delivery, outgoing: _Outgoing) -> None:
         self.deliveries.append(delivery)
         if delivery.sent:
-            self.log(f"rule {delivery.rule_name}: stop event sent (event id {delivery.event_id})")
+            self.log(f"rule {delivery.rule_name}: {outgoing.what} sent (event id {delivery.event_id})")
         else:
+            remains = f"; {outgoing.fallback}" if outgoing.fallback else ""
             self.log(
-                f"rule {delivery.rule_name}: could not send the stop event after {delivery.attempts} "
-                f"attempts ({delivery.error}); the metric line rule:{delivery.rule_name}=1 remains"
+                f"rule {delivery.rule_name}: could not send the {outgoing.what} after {delivery.attempts} "
+                f"attempts ({delivery.error}){remains}"
             )
 
     def _deliver(self, entry: dict[str, Any], rule_name: str) -> Delivery:

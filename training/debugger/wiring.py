@@ -16,6 +16,10 @@ What turns what on (docs/debugger.md has the full table):
   sets); the JSON-lines file named by ``AUTOSTOP_RULE_EVENTS_FILE`` (the local sweep runner sets it);
   self-termination after ``debugger_self_terminate_after`` seconds (0: off).
 - At the end the final statuses are also written to ``<output data dir>/debugger-rules.json``.
+- Cross-job rung reports (``rung_reports``) when the job has the ``autostop_cross_job`` hyperparameter (a
+  sweep launched with a ``cross_job`` section): each validation that passes a rung sends the signed
+  objective there with ``events:PutEvents``. It needs the job's name and signing key (a clear error
+  otherwise), neither rules nor recorded tensors.
 
 Only ``build_callbacks`` imports TensorFlow (through the writer).
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from training import log_lines
-from training.debugger import config, signals
+from training.debugger import config, rung_reports, signals
 
 EVENTS_FILE_ENV = "AUTOSTOP_RULE_EVENTS_FILE"
 STATUSES_FILE_NAME = "debugger-rules.json"
@@ -53,6 +57,7 @@ class DebuggerSettings:
     events_file: Path | None = None
     probe_size: int = 32
     self_terminate_after_s: float | None = None
+    cross_job: rung_reports.CrossJobReporting | None = None
 
 
 def resolve(
@@ -96,6 +101,15 @@ def resolve(
             f"debugger_put_events needs the job's name or ARN ({signals.JOB_NAME_ENV} / "
             f"{signals.JOB_ARN_ENV}, set by SageMaker)"
         )
+    try:
+        cross_job = rung_reports.reporting_from(environ)
+    except rung_reports.CrossJobConfigError as error:
+        raise config.DebuggerConfigError(str(error)) from None
+    if cross_job is not None and (job.name is None or job.signing_key is None):
+        raise config.DebuggerConfigError(
+            "autostop_cross_job needs the job's name (TRAINING_JOB_NAME, set by SageMaker) and its signing "
+            "key (autostop_signing_key, set by the launcher): the stop Lambda refuses unsigned rung reports"
+        )
     events_file = environ.get(EVENTS_FILE_ENV) or None
     terminate_after = hyperparameters.debugger_self_terminate_after
     return DebuggerSettings(
@@ -106,6 +120,7 @@ def resolve(
         events_file=Path(events_file) if events_file and rules else None,
         probe_size=hyperparameters.debugger_probe_size,
         self_terminate_after_s=terminate_after if terminate_after and rules else None,
+        cross_job=cross_job,
     )
 
 
@@ -139,14 +154,38 @@ def build_callbacks(
     output_data_dir: Path | None,
     log: Callable[[str], None] = _print_line,
 ) -> Sequence[Any]:
-    """The writer callback (with the evaluator listening), or nothing when nothing is recorded."""
-    if settings.hook is None:
-        return []
+    """The writer callback (with the evaluator listening) when tensors are recorded, and the rung reports'
+    callback when the job is compared with its sweep; nothing when neither is on."""
+    callbacks: list[Any] = []
+    if settings.hook is not None:
+        callbacks.append(
+            _tensor_writer(settings, settings.hook, hyperparameters, train_channel, output_data_dir, log)
+        )
+    if settings.cross_job is not None:
+        from training.debugger import rung_callback
+
+        sender = signals.EventBridgeSink(settings.job, log=log)
+        reporter = rung_reports.RungReporter(settings.cross_job, job=settings.job, sender=sender, log=log)
+        callbacks.append(rung_callback.RungReportCallback(reporter))
+        rungs = ", ".join(str(rung) for rung in settings.cross_job.rungs) or "none (the budget ends first)"
+        log(f"cross-job: reporting {settings.cross_job.metric} at rungs {rungs}")
+    return callbacks
+
+
+def _tensor_writer(
+    settings: DebuggerSettings,
+    hook_config: config.HookConfig,
+    hyperparameters: Any,
+    train_channel: Path,
+    output_data_dir: Path | None,
+    log: Callable[[str], None],
+) -> Any:
+    """The Debugger writer, with the in-container evaluator listening when rules are configured."""
     from training import data
     from training.debugger import evaluator as evaluator_module
     from training.debugger import writer
 
-    hook = settings.hook.with_required(evaluator_module.required_collections(settings.rules))
+    hook = hook_config.with_required(evaluator_module.required_collections(settings.rules))
     probe = None
     if any(hook.collection(name) is not None for name in PROBE_COLLECTIONS):
         # The first designs of the training channel, balanced across families: the same on every run.
@@ -170,4 +209,4 @@ def build_callbacks(
         listeners.append(rule_evaluator)
         names = ", ".join(rule.name for rule in settings.rules)
         log(f"debugger: evaluating rules {names} in the container")
-    return [writer.DebuggerTensorWriter(hook, probe=probe, listeners=listeners, log=log)]
+    return writer.DebuggerTensorWriter(hook, probe=probe, listeners=listeners, log=log)
