@@ -18,8 +18,9 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.stop_training_job import decision
+from lambdas.stop_training_job import decision, sweep_settings
 from tests.support import moto_server
+from training.debugger import rung_reports
 from training.sweep import cli as sweep_cli
 from training.sweep import local, report
 from training.sweep import sagemaker as sagemaker_backend
@@ -475,14 +476,50 @@ def test_the_custom_rule_source_is_uploaded_over_http_where_the_jobs_point(moto_
     assert body == Path(clustering.CUSTOM_RULE_SOURCE).read_bytes()
 
 
-def test_a_cross_job_section_is_refused_rather_than_silently_ignored_on_sagemaker() -> None:
-    # GIVEN the example spec with jobs compared across the sweep (a local-backend feature)
+def cross_job_spec(**sagemaker: Any) -> spec_module.SweepSpec:
+    """The small example sweep with its jobs compared across the sweep (ASHA from step 500)."""
     document = spec_module.read_document(EXAMPLE_SPEC)
     assert isinstance(document, dict)
-    document["cross_job"] = {"policy": "asha"}
-    spec = spec_module.parse_spec(document)
+    document["search"] = {"parameters": {"learning_rate": [0.001, 0.003, 0.01]}}
+    document["sagemaker"] = {**document["sagemaker"], **sagemaker}
+    document["cross_job"] = {"policy": "asha", "grace_period": 500, "min_reports": 2}
+    return spec_module.parse_spec(document, source="test")
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_cross_job_section_gives_every_job_the_comparison_the_lambda_judges_with() -> None:
+    # GIVEN the example spec with its jobs compared across the sweep
+    spec = cross_job_spec()
+    # WHEN planning its jobs offline
+    planned = planned_requests(spec)
+    # THEN every job carries the same autostop_cross_job hyperparameter: sweep, objective, settings
+    values = {item.create_training_job["HyperParameters"]["autostop_cross_job"] for item in planned}
+    assert len(values) == 1
+    (value,) = values
+    comparison = sweep_settings.decode(value)
+    assert (comparison.sweep, comparison.metric) == (spec.name, spec.objective.metric)
+    assert comparison.settings == spec.cross_job_settings()
+    # AND the rungs the container reports at are written out (the image does not ship the cross-job core)
+    assert json.loads(value)["rungs"] == [500, 1500, 4500]
+    # AND the container's own reader accepts it
+    reporting = rung_reports.parse_reporting(value, "test")
+    assert (reporting.metric, reporting.rungs) == (spec.objective.metric, (500, 1500, 4500))
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_sweep_without_a_cross_job_section_gets_no_comparison() -> None:
+    planned = planned_requests(small_spec())
+    assert all("autostop_cross_job" not in item.create_training_job["HyperParameters"] for item in planned)
+
+
+@pytest.mark.parametrize(
+    "sagemaker", [{"put_events": False}, {"network_isolation": True}], ids=["no-put-events", "isolated"]
+)
+def test_a_cross_job_section_whose_jobs_could_not_report_is_refused(sagemaker: dict[str, Any]) -> None:
+    # GIVEN a compared sweep whose jobs could not call events:PutEvents
+    spec = cross_job_spec(**sagemaker)
     # WHEN launching it on SageMaker THEN the launcher says so before any job exists
     with pytest.raises(
-        sagemaker_backend.LaunchError, match="cross_job compares jobs in the local backend only"
+        sagemaker_backend.LaunchError, match="cross_job needs every job to send its rung reports"
     ):
         sagemaker_backend.LaunchSettings.resolve(spec)

@@ -4,7 +4,9 @@ Why SDK 2.x: 3.x has no ``Estimator`` and no Debugger rules API. Each job is an 
 project's training image with:
 
 - the job's hyperparameters (strings), plus the in-container evaluator's settings (its rule configurations in
-  SageMaker's ``DebugRuleConfigurations`` shape, ``PutEvents`` on);
+  SageMaker's ``DebugRuleConfigurations`` shape, ``PutEvents`` on) and, for a sweep with a ``cross_job``
+  section, ``autostop_cross_job``: the comparison's settings, objective and sweep name, which the container
+  reports rungs by and the stop Lambda judges with (``lambdas/stop_training_job/sweep_settings.py``);
 - ``DebuggerHookConfig`` with the spec's collections (and those the rules need), so the container records
   Debugger-format tensors where SageMaker and managed rules expect them;
 - ``Rule.sagemaker(rule_configs.<rule>(), rule_parameters=..., collections_to_save=...)`` for every rule that
@@ -28,7 +30,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from lambdas.stop_training_job import decision
+from lambdas.stop_training_job import decision, sweep_settings
 from training.sweep import spec as spec_module
 from training.sweep.sagemaker import custom_rules
 from training.sweep.sagemaker.settings import CUSTOM_RULES, SWEEP_TAG_KEY, LaunchSettings
@@ -68,6 +70,7 @@ FALLBACK_REQUIRED_COLLECTIONS = {
 # The in-container evaluator's hyperparameters (docs/debugger.md).
 RULES_HYPERPARAMETER = "debugger_rules"
 PUT_EVENTS_HYPERPARAMETER = "debugger_put_events"
+CROSS_JOB_HYPERPARAMETER = decision.CROSS_JOB_HYPERPARAMETER
 
 
 def required_collections(rules: Iterable[spec_module.RuleSpec]) -> list[str]:
@@ -103,13 +106,28 @@ def job_tags(spec: spec_module.SweepSpec, job: spec_module.JobConfig) -> list[di
 def container_hyperparameters(
     spec: spec_module.SweepSpec, job: spec_module.JobConfig, launch: LaunchSettings
 ) -> dict[str, str]:
-    """The job's hyperparameters plus the in-container evaluator's (rules; PutEvents unless isolated)."""
+    """The job's hyperparameters plus the in-container evaluator's (rules; PutEvents unless isolated) and the
+    sweep's cross-job comparison (when the spec has one)."""
     hyperparameters = dict(job.hyperparameters)
     if launch.settings.in_container_rules:
         hyperparameters[RULES_HYPERPARAMETER] = json.dumps(spec.rule_configurations(), separators=(",", ":"))
         put_events = launch.settings.put_events and not launch.settings.network_isolation
         hyperparameters[PUT_EVENTS_HYPERPARAMETER] = "true" if put_events else "false"
+    comparison = cross_job_hyperparameter(spec)
+    if comparison is not None:
+        hyperparameters[CROSS_JOB_HYPERPARAMETER] = comparison
     return hyperparameters
+
+
+def cross_job_hyperparameter(spec: spec_module.SweepSpec) -> str | None:
+    """``autostop_cross_job`` for every job of the sweep (``None``: its jobs are not compared). The same for
+    all of them: the sweep's name is the table partition their objectives are recorded in."""
+    settings = spec.cross_job_settings()
+    if settings is None:
+        return None
+    return sweep_settings.encode(
+        sweep_settings.SweepComparison(sweep=spec.name, metric=spec.objective.metric, settings=settings)
+    )
 
 
 def build_estimator(

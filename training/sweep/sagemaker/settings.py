@@ -72,11 +72,12 @@ class LaunchSettings:
                 f"rule(s) {', '.join(custom)} would run nowhere: in_container_rules is off and "
                 "sagemaker.custom_rule_image_uri (AWS's custom rule evaluator image) is not set"
             )
-        if spec.cross_job is not None:
-            # The comparison runs in the local runner only; on SageMaker it would silently do nothing.
+        if spec.cross_job is not None and (not settings.put_events or settings.network_isolation):
+            # Each job reports its objective at a rung with events:PutEvents (the stop Lambda compares them):
+            # without it the comparison would silently stop nothing.
             problems.append(
-                "cross_job compares jobs in the local backend only: on SageMaker no job would be stopped "
-                "by it (remove the section, or run the sweep locally)"
+                "cross_job needs every job to send its rung reports with events:PutEvents: set "
+                "sagemaker.put_events on and network_isolation off (or remove the cross_job section)"
             )
         for job in spec.jobs():
             local = [
