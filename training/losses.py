@@ -10,18 +10,33 @@ Every function returns one value per example (shape ``[batch]``) like Keras' own
 ``model.compile`` and ``evaluate`` as well as in the custom train step (which averages them). They are
 registered with Keras under the package ``autostop``: import this module before
 ``keras.models.load_model`` on a saved autoencoder.
+
+Besides the reconstruction loss, the trainer adds *auxiliary terms* (``AuxiliaryLoss``: a name, a weight,
+and a scalar computed from the encoder and the batch): the objective is reconstruction + sum of
+weight x term. One exists, ``ContrastiveLoss`` (``contrastive_weight`` > 0): NT-Xent (``nt_xent``, the
+normalized temperature-scaled cross entropy of SimCLR, Chen et al. 2020) between the embeddings of two
+augmented copies of each design (``training.augment``). Reconstruction alone makes the embedding keep
+whatever rebuilds the pixels -- pose, size, lighting included -- so designs of one family in different
+poses need not end up near each other; the contrastive term asks for exactly that, with the other designs
+of the batch as the negatives. The reconstruction loss stays what ``loss`` says (SSIM by default).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import keras
 import tensorflow as tf
 
+from training import augment
+
 SSIM_L1_ALPHA = 0.84
 # Pixel values are scaled to [0, 1] by the input pipeline.
 MAX_PIXEL_VALUE = 1.0
+# Subtracted from a design's similarity with itself, so it is never its own positive or negative.
+SELF_SIMILARITY_MASK = 1e9
 # tf.image.ssim's constants (Wang et al. 2004).
 SSIM_FILTER_SIZE = 11
 SSIM_FILTER_SIGMA = 1.5
@@ -108,3 +123,56 @@ def get(name: str) -> LossFunction:
         return LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}") from None
+
+
+# --- auxiliary terms ----------------------------------------------------------------------------------------
+
+
+def nt_xent(first: tf.Tensor, second: tf.Tensor, *, temperature: float) -> tf.Tensor:
+    """NT-Xent per design (shape ``[batch]``): row i of ``first`` and of ``second`` are the same design.
+
+    Both are scaled to unit length, so the similarity is the cosine (an embedding that is already unit
+    length, ``normalize_embedding``, is unchanged). Each of the 2N embeddings is an anchor whose positive
+    is its design's other copy and whose negatives are the 2N - 2 copies of the other designs:
+    ``-log(exp(s_pos / t) / sum over the other 2N - 1 of exp(s / t))``; a design's value is the mean of
+    its two anchors. Near 0 when each design's copies agree and the designs point apart; about
+    ``log(2N - 1)`` when nothing tells the designs apart.
+    """
+    first = tf.math.l2_normalize(tf.cast(first, tf.float32), axis=1)
+    second = tf.math.l2_normalize(tf.cast(second, tf.float32), axis=1)
+    count = tf.shape(first)[0]
+    both = tf.concat([first, second], axis=0)
+    logits = tf.matmul(both, both, transpose_b=True) / temperature
+    logits -= SELF_SIMILARITY_MASK * tf.eye(2 * count)
+    positives = tf.concat([tf.range(count, 2 * count), tf.range(0, count)], axis=0)
+    per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
+    return (per_anchor[:count] + per_anchor[count:]) / 2.0
+
+
+class AuxiliaryLoss(Protocol):
+    """A term the trainer adds to the reconstruction loss, ``weight`` times (logged under ``name``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def weight(self) -> float: ...
+
+    def __call__(self, encoder: Any, views: tf.Tensor, seed: tf.Tensor, *, training: bool) -> tf.Tensor:
+        """The term's scalar value for a batch of views; ``seed`` (shape [2]) seeds any randomness."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastiveLoss:
+    """NT-Xent between the embeddings of two augmented copies of a batch (module docstring)."""
+
+    weight: float
+    temperature: float
+    name: str = "contrastive"
+
+    def __call__(self, encoder: Any, views: tf.Tensor, seed: tf.Tensor, *, training: bool) -> tf.Tensor:
+        first_seed, second_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        first = encoder(augment.augment_views(views, first_seed), training=training)
+        second = encoder(augment.augment_views(views, second_seed), training=training)
+        return tf.reduce_mean(nt_xent(first, second, temperature=self.temperature))

@@ -16,6 +16,13 @@ Debugger tensor writer and rule evaluator) with these calls:
   pass; ``on_test_end`` gets the validation means ``loss``, ``ssim``, ``l2``.
 - ``on_train_end(logs)`` with ``step`` and ``stopped`` (1.0 when ended by a stop request).
 
+Loss hook: ``loss`` is the objective the optimizer minimizes, the reconstruction loss plus each auxiliary
+term (``losses.AuxiliaryLoss``, e.g. the contrastive term of ``contrastive_weight``) times its weight; each
+term's own value is logged under its name (``contrastive``), in training and validation alike, and
+``ssim``/``l2`` always describe the reconstruction. Validation computes the terms too, with one fixed seed,
+so its ``loss`` is the same objective, the same on every pass over the same batches. Without terms (the
+default) the step is exactly the reconstruction step.
+
 Gradients: ``trainer.enable_gradient_recording(should_record)`` creates one non-trainable variable per
 trainable weight (``trainer.gradients``, keyed by the weight's path, e.g. ``encoder_conv_1/kernel``); on
 the steps where ``should_record(step)`` is true the compiled step also copies that step's gradients into
@@ -36,17 +43,32 @@ from training import hparams as hparams_module
 from training import losses, model
 
 StepPredicate = Callable[[int], bool]
+# The step part of every validation batch's augmentation seed: validation's loss is a fixed function of
+# the weights (training steps are >= 0).
+VALIDATION_STEP = -1
 
 
 class AutoencoderTrainer(keras.Model):
     """Trains a functional autoencoder with a reconstruction loss; reports SSIM and L2 for every loss."""
 
-    def __init__(self, autoencoder: keras.Model, encoder: keras.Model, *, loss: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        autoencoder: keras.Model,
+        encoder: keras.Model,
+        *,
+        loss: str,
+        auxiliary_losses: Sequence[losses.AuxiliaryLoss] = (),
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name="trainer", **kwargs)
         self.autoencoder = autoencoder
         self.encoder = encoder
         self.loss_name = loss
         self.reconstruction_loss = losses.get(loss)
+        # A term of weight 0 is not computed at all: the step stays the reconstruction step.
+        self.auxiliary_losses = tuple(term for term in auxiliary_losses if term.weight > 0)
+        self.augmentation_seed = seed
         self.gradients: dict[str, tf.Variable] = {}
         self.should_record_gradients: StepPredicate = _never
         self._compiled: dict[str, Callable[[tf.Tensor], dict[str, tf.Tensor]]] = {}
@@ -75,19 +97,35 @@ class AutoencoderTrainer(keras.Model):
         ssim = 1.0 - loss if self.loss_name == "ssim" else tf.reduce_mean(losses.ssim(views, reconstruction))
         return {"loss": loss, "ssim": ssim, "l2": tf.reduce_mean(losses.l2(views, reconstruction))}
 
+    def _objective(
+        self, views: tf.Tensor, reconstruction: tf.Tensor, seed: tf.Tensor, *, training: bool
+    ) -> dict[str, tf.Tensor]:
+        """The batch's logs; ``loss`` is reconstruction + the weighted auxiliary terms (module docstring)."""
+        reconstruction_loss = tf.reduce_mean(self.reconstruction_loss(views, reconstruction))
+        logs = self._batch_metrics(views, reconstruction, reconstruction_loss)
+        for term in self.auxiliary_losses:
+            value = term(self.encoder, views, seed, training=training)
+            logs[term.name] = value
+            logs["loss"] = logs["loss"] + term.weight * value
+        return logs
+
+    def _seed(self, step: tf.Tensor | int) -> tf.Tensor:
+        """(job seed, global step): each step's augmentations differ, and a resumed run draws the same."""
+        return tf.stack([tf.constant(self.augmentation_seed, tf.int64), tf.cast(step, tf.int64)])
+
     def step(self, views: tf.Tensor, record_gradients: bool = False) -> dict[str, tf.Tensor]:
         """One optimizer step on a batch of views; ``record_gradients`` is a Python bool (two traces)."""
         learning_rate = tf.convert_to_tensor(self.optimizer.learning_rate)
+        seed = self._seed(self.optimizer.iterations)
         with tf.GradientTape() as tape:
             reconstruction = self.autoencoder(views, training=True)
-            loss = tf.reduce_mean(self.reconstruction_loss(views, reconstruction))
+            logs = self._objective(views, reconstruction, seed, training=True)
         variables = self.autoencoder.trainable_variables
-        gradients = tape.gradient(loss, variables)
+        gradients = tape.gradient(logs["loss"], variables)
         self.optimizer.apply(gradients, variables)
         if record_gradients:
             for variable, gradient in zip(variables, gradients, strict=True):
                 self.gradients[variable.path].assign(gradient)
-        logs = self._batch_metrics(views, reconstruction, loss)
         logs["learning_rate"] = learning_rate
         return logs
 
@@ -110,8 +148,7 @@ class AutoencoderTrainer(keras.Model):
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
         reconstruction = self.autoencoder(data, training=False)
-        loss = tf.reduce_mean(self.reconstruction_loss(data, reconstruction))
-        return self._batch_metrics(data, reconstruction, loss)
+        return self._objective(data, reconstruction, self._seed(VALIDATION_STEP), training=False)
 
 
 def _never(step: int) -> bool:
@@ -132,11 +169,24 @@ def make_optimizer(hparams: hparams_module.HyperParameters) -> keras.optimizers.
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
+def auxiliary_losses(hparams: hparams_module.HyperParameters) -> tuple[losses.AuxiliaryLoss, ...]:
+    """The terms a job adds to its reconstruction loss (none by default)."""
+    if hparams.contrastive_weight > 0:
+        return (
+            losses.ContrastiveLoss(
+                weight=hparams.contrastive_weight, temperature=hparams.contrastive_temperature
+            ),
+        )
+    return ()
+
+
 def build_trainer(hparams: hparams_module.HyperParameters) -> AutoencoderTrainer:
     """Seeded model + optimizer, built (all variables exist, so a checkpoint restores into them at once)."""
     keras.utils.set_random_seed(hparams.seed)
     autoencoder, encoder = model.build_model(hparams)
-    trainer = AutoencoderTrainer(autoencoder, encoder, loss=hparams.loss)
+    trainer = AutoencoderTrainer(
+        autoencoder, encoder, loss=hparams.loss, auxiliary_losses=auxiliary_losses(hparams), seed=hparams.seed
+    )
     trainer.compile(optimizer=make_optimizer(hparams))
     trainer.optimizer.build(autoencoder.trainable_variables)
     return trainer

@@ -111,3 +111,64 @@ def test_losses_are_registered_for_saving() -> None:
 def test_an_unknown_loss_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown loss 'mse'"):
         losses.get("mse")
+
+
+# --- the contrastive term -----------------------------------------------------------------------------------
+
+
+def test_nt_xent_is_near_zero_when_each_designs_copies_agree_and_designs_point_apart() -> None:
+    # GIVEN 8 designs along 8 orthogonal directions, both copies identical
+    designs = np.eye(8, dtype=np.float32)
+
+    values = losses.nt_xent(designs, designs, temperature=0.1)
+
+    # THEN one value per design, each near 0: log(1 + 14 exp(-10)) ~ 6e-4
+    assert values.shape == (8,)
+    np.testing.assert_allclose(values.numpy(), np.log1p(14 * np.exp(-10.0)), rtol=1e-4)
+
+
+def test_nt_xent_grows_when_the_copies_belong_to_other_designs() -> None:
+    designs = np.eye(8, dtype=np.float32)
+    agreeing = float(tf.reduce_mean(losses.nt_xent(designs, designs, temperature=0.1)))
+    mismatched = float(tf.reduce_mean(losses.nt_xent(designs, np.roll(designs, 1, axis=0), temperature=0.1)))
+    # Each anchor's positive is orthogonal to it, while the copy of another design matches it exactly.
+    assert mismatched > 9.0 > 0.01 > agreeing
+
+
+def test_nt_xent_of_indistinguishable_designs_is_log_of_the_candidates() -> None:
+    same = np.ones((4, 3), np.float32)
+    np.testing.assert_allclose(losses.nt_xent(same, same, temperature=0.5).numpy(), np.log(7.0), rtol=1e-5)
+
+
+def test_nt_xent_compares_directions_not_lengths() -> None:
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=(2, 6, 5)).astype(np.float32)
+    np.testing.assert_allclose(
+        losses.nt_xent(3.0 * first, 0.5 * second, temperature=0.2).numpy(),
+        losses.nt_xent(first, second, temperature=0.2).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_the_contrastive_term_sends_a_gradient_to_every_encoder_weight() -> None:
+    # GIVEN a small encoder over 4 views and a batch of designs
+    keras.utils.set_random_seed(0)
+    views = keras.Input((16, 16, 4))
+    hidden = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(views)
+    embedding = keras.layers.Dense(6)(keras.layers.Flatten()(hidden))
+    encoder = keras.Model(views, embedding)
+    batch = tf.constant(_images(batch=4, size=16, views=4))
+    term = losses.ContrastiveLoss(weight=0.5, temperature=0.1)
+
+    # WHEN the term is differentiated
+    with tf.GradientTape() as tape:
+        value = term(encoder, batch, tf.constant([3, 0], tf.int64), training=True)
+    gradients = tape.gradient(value, encoder.trainable_variables)
+
+    # THEN it is a finite scalar and every weight gets a finite, non-zero gradient
+    assert value.shape == ()
+    assert np.isfinite(float(value))
+    assert all(gradient is not None for gradient in gradients)
+    assert all(
+        np.isfinite(gradient.numpy()).all() and np.abs(gradient.numpy()).max() > 0 for gradient in gradients
+    )

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import hparams, trainer
+from tests.training.conftest import RenderedShards
+from training import data, hparams, trainer
 
 TINY = {"image_size": 16, "num_views": 2, "base_filters": 2, "bottleneck_width": 8, "embedding_size": 4}
 
@@ -219,3 +220,158 @@ def test_the_same_seed_builds_the_same_model() -> None:
     assert not np.array_equal(
         first.autoencoder.get_weights()[0], _trainer(seed=6).autoencoder.get_weights()[0]
     )
+
+
+# --- the contrastive term (the loss hook) -------------------------------------------------------------------
+
+
+def test_without_a_contrastive_weight_the_step_is_the_reconstruction_step(
+    loop_trainer: trainer.AutoencoderTrainer,
+) -> None:
+    assert loop_trainer.auxiliary_losses == ()
+    result = trainer.fit(loop_trainer, _batches(), total_steps=1)
+    assert set(result.last_logs) == {"loss", "ssim", "l2", "learning_rate"}
+    assert result.last_logs["loss"] == pytest.approx(1.0 - result.last_logs["ssim"], abs=1e-6)
+
+
+def test_the_contrastive_term_joins_the_objective_and_its_gradients() -> None:
+    # GIVEN a trainer with the contrastive term, recording gradients, and the tape's gradients of the
+    # reconstruction loss alone at its initial weights
+    model_trainer = _trainer(contrastive_weight=0.5, view_pooling="mean", normalize_embedding=True)
+    exposed = model_trainer.enable_gradient_recording()
+    views = next(iter(_batches()))
+    variables = model_trainer.autoencoder.trainable_variables
+    with tf.GradientTape() as tape:
+        reconstruction_only = tf.reduce_mean(
+            model_trainer.reconstruction_loss(views, model_trainer.autoencoder(views, training=True))
+        )
+    reconstruction_gradients = dict(
+        zip(
+            [variable.path for variable in variables],
+            tape.gradient(reconstruction_only, variables),
+            strict=True,
+        )
+    )
+
+    # WHEN one step runs
+    logs = {
+        name: float(value)
+        for name, value in model_trainer.compiled_step(record_gradients=True)(views).items()
+    }
+
+    # THEN the loss is reconstruction + weight x contrastive, SSIM still describes the reconstruction
+    assert logs["loss"] == pytest.approx(1.0 - logs["ssim"] + 0.5 * logs["contrastive"], rel=1e-5)
+    assert logs["ssim"] == pytest.approx(1.0 - float(reconstruction_only), rel=1e-5)
+    assert logs["contrastive"] > 0
+    # AND the decoder's gradients are the reconstruction's (the term does not reach it), the encoder's not
+    np.testing.assert_allclose(
+        exposed["decoder_projection/kernel"].numpy(),
+        reconstruction_gradients["decoder_projection/kernel"].numpy(),
+        rtol=1e-4,
+        atol=1e-7,
+    )
+    encoder_kernel = "encoder_conv_1/per_view/kernel"
+    assert not np.allclose(exposed[encoder_kernel].numpy(), reconstruction_gradients[encoder_kernel].numpy())
+    assert all(np.isfinite(value.numpy()).all() for value in exposed.values())
+
+
+def test_validation_computes_the_same_objective_every_pass() -> None:
+    model_trainer = _trainer(contrastive_weight=1.0)
+    batches = _batches(seed=2).take(2)
+    first = trainer.evaluate(model_trainer, batches)
+    assert set(first) == {"loss", "ssim", "l2", "contrastive"}
+    assert first["loss"] == pytest.approx(1.0 - first["ssim"] + first["contrastive"], rel=1e-5)
+    assert trainer.evaluate(model_trainer, batches) == pytest.approx(first, rel=1e-6)
+
+
+def test_the_debugger_records_and_judges_a_run_with_the_contrastive_term(
+    rendered_shards: RenderedShards, tmp_path: Any
+) -> None:
+    """The writer's losses and gradients, the probe's embeddings and every rule, with the extra term."""
+    import json
+
+    from smdebug.core.modes import ModeKeys
+    from smdebug.trials import create_trial
+
+    from training.debugger import config, evaluator, layout, rules, signals, writer
+
+    # GIVEN a run with the term on, the writer saving losses every 5 steps and gradients every step, and the
+    # sweep's rules at their defaults judging it as it runs
+    shape = {"image_size": rendered_shards.image_size, "num_views": rendered_shards.num_views}
+    model_trainer = trainer.build_trainer(
+        hparams.HyperParameters(
+            **shape,
+            base_filters=4,
+            bottleneck_width=16,
+            embedding_size=8,
+            batch_size=8,
+            seed=3,
+            contrastive_weight=0.5,
+            view_pooling="mean",
+            normalize_embedding=True,
+        )
+    )
+    train = data.load_dataset(rendered_shards.path, batch_size=8, repeat=True, drop_remainder=True, **shape)
+    validation = data.load_dataset(rendered_shards.path, batch_size=8, **shape).take(1)
+    probe = writer.probe_from_dataset(data.load_examples(rendered_shards.path, **shape), size=16)
+    names = ("LossNotDecreasing", "VanishingGradient", "ExplodingTensor", "LatentClusterRule")
+    configurations = config.parse_rule_configurations(
+        json.dumps(
+            [{"RuleConfigurationName": name, "RuleParameters": {"rule_to_invoke": name}} for name in names]
+        )
+    )
+    document = {
+        "HookParameters": {"save_interval": "5"},
+        "CollectionConfigurations": [
+            *({"CollectionName": name} for name in ("losses", "metrics", "embeddings")),
+            {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "1"}},
+        ],
+    }
+    hook = config.parse_debug_hook_config(document, source="test", out_dir=str(tmp_path / "tensors"))
+    hook = hook.with_required(evaluator.required_collections(configurations))
+    lines: list[str] = []
+    rule_evaluator = evaluator.RuleEvaluator(
+        configurations,
+        dispatcher=signals.SignalDispatcher(
+            [signals.MetricLogLineSink(write=lines.append)], log=lines.append
+        ),
+        registry=rules.RULES,
+        log=lines.append,
+    )
+    recorder = Recorder()
+
+    # WHEN it trains 20 steps, validating every 10
+    trainer.fit(
+        model_trainer,
+        train,
+        total_steps=20,
+        validation_batches=validation,
+        validation_interval=10,
+        callbacks=[
+            recorder,
+            writer.DebuggerTensorWriter(hook, probe=probe, listeners=[rule_evaluator], log=lines.append),
+        ],
+    )
+
+    # THEN the trial's loss is the objective the step logged (reconstruction + weighted term)
+    trial = create_trial(hook.out_dir)
+    loss = trial.tensor(layout.LOSS_TENSOR)
+    logged = {event[1]: event[2] for event in recorder.events if event[0] == "batch_end"}
+    for step in loss.steps(mode=ModeKeys.TRAIN):
+        saved = float(loss.value(step, mode=ModeKeys.TRAIN))
+        assert saved == pytest.approx(logged[step]["loss"], rel=1e-6)
+        assert saved == pytest.approx(
+            1.0 - logged[step]["ssim"] + 0.5 * logged[step]["contrastive"], rel=1e-5
+        )
+    assert loss.steps(mode=ModeKeys.EVAL)
+    # AND every weight's gradient is recorded, finite, at every step; the probe's embeddings are recorded
+    gradient_names = trial.tensor_names(collection=config.GRADIENTS)
+    assert len(gradient_names) == len(model_trainer.autoencoder.trainable_variables)
+    for name in gradient_names:
+        assert len(trial.tensor(name).steps(mode=ModeKeys.TRAIN)) == 20
+        assert np.isfinite(trial.tensor(name).value(20, mode=ModeKeys.TRAIN)).all()
+    assert trial.tensor(layout.EMBEDDING_TENSOR).steps(mode=ModeKeys.TRAIN)
+    # AND every rule, LatentClusterRule included, judged the run to the end without an error
+    statuses = rule_evaluator.statuses()
+    assert set(statuses) == set(names)
+    assert set(statuses.values()) <= {"NoIssuesFound", "IssuesFound"}
