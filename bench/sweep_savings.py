@@ -24,14 +24,16 @@ stopping lost nothing.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,7 +47,15 @@ from training.sweep import progress as progress_module
 from training.sweep import spec as spec_module
 
 COMMAND = ".venv/bin/python -m bench.sweep_savings"
+REPOSITORY = Path(__file__).resolve().parents[1]
 SPECS = Path(spec_module.__file__).parent / "specs"
+# The recorded sweeps (renders, each job's output, records.json) are kept here between runs (``runs/`` is
+# git-ignored): recording takes tens of minutes of training, replaying seconds. ``--record`` records afresh.
+CURVES = REPOSITORY / "runs" / "bench" / "sweep_savings"
+RECIPE_FILE = "recipe.json"
+# Spec sections a run without stopping does not depend on (the per-job rules are kept: they are evaluated
+# afterwards on each job's recorded trial, which holds what the debugger section and the rules had saved).
+NOT_IN_A_FULL_RUN = ("stopping", "cross_job", "description", "tags")
 REALISTIC = SPECS / "realistic.yaml"
 PATHOLOGICAL = SPECS / "demo.yaml"
 VIEWS = 6
@@ -56,6 +66,9 @@ DATASETS = {"small": (96, 7), "large": (192, 11), "shapes": (96, 7)}
 ORDERS = 7
 REPLAY_PARALLEL = 4
 ORDER_SEED = 2026
+# A second, larger set of launch orders (another seed): a policy's defaults are judged on orders they were not
+# chosen on, and a regret that 7 orders happen to miss shows up.
+CHECK_ORDERS = 140
 
 
 def log(line: str) -> None:
@@ -83,14 +96,74 @@ def prepare_dataset(directory: Path, designs: int, seed: int) -> Path:
     return shards
 
 
-def with_rendered_datasets(spec: spec_module.SweepSpec, root: Path) -> spec_module.SweepSpec:
+def recipe(document: object) -> str:
+    """What a recording depends on, as canonical text: a cached recording is reused only for the same."""
+    return json.dumps(
+        {"bench": [VIEWS, IMAGE_SIZE, DESIGNS_PER_BATCH], "recording": document}, sort_keys=True, default=str
+    )
+
+
+def cached(directory: Path, wanted: str, *, reuse: bool) -> bool:
+    """A finished recording of the same recipe is in ``directory`` (its recipe is written last)."""
+    path = directory / RECIPE_FILE
+    return reuse and path.is_file() and path.read_text(encoding="utf-8") == wanted
+
+
+def start_recording(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+
+
+def with_rendered_datasets(
+    spec: spec_module.SweepSpec, root: Path, *, reuse: bool = True
+) -> spec_module.SweepSpec:
     datasets = {}
     for name in spec.datasets:
         designs, seed = DATASETS[name]
-        log(f"rendering dataset {name}: {designs} designs, seed {seed}")
-        shards = prepare_dataset(root / "data" / name, designs, seed)
-        datasets[name] = spec_module.Dataset(name, {"train": str(shards)})
+        directory = root / "data" / name
+        wanted = recipe({"designs": designs, "seed": seed})
+        if cached(directory, wanted, reuse=reuse):
+            log(f"dataset {name}: reusing the renders in {directory}")
+        else:
+            log(f"rendering dataset {name}: {designs} designs, seed {seed}")
+            start_recording(directory)
+            prepare_dataset(directory, designs, seed)
+            (directory / RECIPE_FILE).write_text(wanted, encoding="utf-8")
+        datasets[name] = spec_module.Dataset(name, {"train": str(directory / "shards")})
     return spec.with_overrides(datasets=datasets)
+
+
+def recording_recipe(document: Mapping[str, object], *, stop_jobs: bool) -> str:
+    """The recipe of a sweep's recording: without stopping, the stopping sections do not matter."""
+    if not stop_jobs:
+        document = {key: value for key, value in document.items() if key not in NOT_IN_A_FULL_RUN}
+    return recipe({"spec": document, "stop_jobs": stop_jobs})
+
+
+def recorded_sweep(
+    spec: spec_module.SweepSpec, spec_path: Path, directory: Path, *, stop_jobs: bool, reuse: bool = True
+) -> report.SweepRecord:
+    """Run the sweep into ``directory``, or load the finished run of the same recipe already there.
+
+    A run without stopping depends on the spec's training, not on its stopping settings, so changing the
+    ``stopping`` or ``cross_job`` section keeps it; a run with stopping depends on the whole spec.
+    """
+    import yaml
+
+    wanted = recording_recipe(yaml.safe_load(spec_path.read_text(encoding="utf-8")), stop_jobs=stop_jobs)
+    if cached(directory, wanted, reuse=reuse):
+        log(f"{spec.name}: reusing the recorded sweep in {directory}")
+        return report.SweepRecord.load(directory)
+    start_recording(directory)
+    started = time.monotonic()
+    sweep = local.LocalSweep(
+        spec, directory, progress=progress_module.PlainProgress(sys.stderr), stop_jobs=stop_jobs
+    ).run()
+    if sweep.interrupted:
+        raise SystemExit(f"{spec.name}: the recording was interrupted; nothing kept")
+    (directory / RECIPE_FILE).write_text(wanted, encoding="utf-8")
+    log(f"{spec.name}: recorded in {time.monotonic() - started:.0f} s ({directory})")
+    return sweep
 
 
 def first_rule_stop(spec: spec_module.SweepSpec, trial: Path) -> tuple[int, str] | None:
@@ -139,15 +212,30 @@ def recorded_jobs(
     return jobs
 
 
+def validation_interval(spec: spec_module.SweepSpec) -> int:
+    """Steps between two validations: the spec's hyperparameter, else the training container's default."""
+    value = spec.hyperparameters.get("validation_interval", cross_job.DEFAULT_VALIDATION_INTERVAL)
+    return int(str(value))
+
+
 def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _replay.Policy], bool]]:
+    """Every policy replayed at its defaults (module docstring); autostop's as a spec's section gets them.
+
+    The peers' resource is the training step the replay reports them (``trial.report(value, step)``, Syne
+    Tune's ``time_attr``); their documented defaults count it in reports (grace_period / min_resource = 1: the
+    first report), so they are given the first report in steps, ``validation_interval``, and the budget.
+    """
     import optuna
 
     goal = spec.objective.goal
     budget = spec.steps_per_job
-    first_report = int(str(spec.hyperparameters.get("validation_interval", 50)))
+    first_report = validation_interval(spec)
 
     def cross(policy: cross_job.Policy) -> Callable[[], _replay.Policy]:
-        settings = cross_job.CrossJobSettings(policy=policy, goal=goal, max_steps=budget)
+        # What ``cross_job: {policy: ...}`` with nothing else gives: the core's defaults for this spec.
+        settings = cross_job.CrossJobSettings(
+            policy=policy, goal=goal, max_steps=budget, validation_interval=first_report
+        )
         return lambda: _replay.CrossJob(settings)
 
     def pruner(make: Callable[[], object]) -> Callable[[], _replay.Policy]:
@@ -158,12 +246,16 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
         "autostop per-job rules": (_replay.NoStopping, True),
         "autostop cross-job ASHA + rules": (cross(cross_job.Policy.ASHA), True),
         "autostop cross-job median + rules": (cross(cross_job.Policy.MEDIAN), True),
-        "Optuna MedianPruner (1 start-up trial)": (
-            pruner(lambda: optuna.pruners.MedianPruner(n_startup_trials=1)),
+        "Optuna MedianPruner (defaults: 5 start-up trials)": (
+            pruner(lambda: optuna.pruners.MedianPruner()),
             False,
         ),
         "Optuna MedianPruner (2 start-up trials)": (
             pruner(lambda: optuna.pruners.MedianPruner(n_startup_trials=2)),
+            False,
+        ),
+        "Optuna MedianPruner (1 start-up trial)": (
+            pruner(lambda: optuna.pruners.MedianPruner(n_startup_trials=1)),
             False,
         ),
         "Optuna HyperbandPruner": (
@@ -181,19 +273,55 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
     }
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """How the replays are drawn and where the recordings live (``python -m bench.sweep_savings --help``)."""
+
+    orders: int = ORDERS
+    seed: int = ORDER_SEED
+    check_orders: int = CHECK_ORDERS
+    curves: Path = CURVES
+    record: bool = False
+
+
 def replay_table(
-    spec: spec_module.SweepSpec, jobs: Sequence[_replay.RecordedJob], stop_latency: float
+    spec: spec_module.SweepSpec,
+    jobs: Sequence[_replay.RecordedJob],
+    stop_latency: float,
+    *,
+    orders: int,
+    seed: int,
 ) -> list[str]:
     summaries = _replay.compare(
         jobs,
         policies(spec),
         goal=spec.objective.goal,
-        orders=ORDERS,
+        orders=orders,
         parallel=REPLAY_PARALLEL,
         stop_latency=stop_latency,
-        seed=ORDER_SEED,
+        seed=seed,
     )
     return [*_replay.HEADER, *("| " + " | ".join(summary.row()) + " |" for summary in summaries)]
+
+
+def replay_tables(
+    spec: spec_module.SweepSpec, jobs: Sequence[_replay.RecordedJob], stop_latency: float, options: Options
+) -> list[str]:
+    """The launch orders of the section (``--orders``, ``--seed``), then the larger check on other orders."""
+    lines = [
+        f"{options.orders} launch orders (seed {options.seed}), {REPLAY_PARALLEL} jobs at a time:",
+        "",
+        *replay_table(spec, jobs, stop_latency, orders=options.orders, seed=options.seed),
+        "",
+    ]
+    if options.check_orders:
+        lines += [
+            f"Check on {options.check_orders} other launch orders (seed {options.seed + 1}):",
+            "",
+            *replay_table(spec, jobs, stop_latency, orders=options.check_orders, seed=options.seed + 1),
+            "",
+        ]
+    return lines
 
 
 def job_table(jobs: Sequence[_replay.RecordedJob], sweep: report.SweepRecord) -> list[str]:
@@ -207,36 +335,41 @@ def job_table(jobs: Sequence[_replay.RecordedJob], sweep: report.SweepRecord) ->
     return lines
 
 
-def realistic(root: Path, stop_latency: float) -> list[str]:
-    spec = with_rendered_datasets(spec_module.load_spec(REALISTIC), root)
-    progress = progress_module.PlainProgress(sys.stderr)
+def realistic_recording(
+    root: Path, *, reuse: bool = True
+) -> tuple[spec_module.SweepSpec, report.SweepRecord, list[_replay.RecordedJob]]:
+    spec = with_rendered_datasets(spec_module.load_spec(REALISTIC), root, reuse=reuse)
     log(f"realistic: {len(spec.jobs())} jobs to their budget of {spec.steps_per_job} steps")
-    sweep = local.LocalSweep(spec, root / "run", progress=progress, stop_jobs=False).run()
-    jobs = recorded_jobs(spec, sweep, root / "run")
+    sweep = recorded_sweep(spec, REALISTIC, root / "run", stop_jobs=False, reuse=reuse)
+    return spec, sweep, recorded_jobs(spec, sweep, root / "run")
+
+
+def realistic(root: Path, stop_latency: float, options: Options) -> list[str]:
+    spec, sweep, jobs = realistic_recording(root, reuse=not options.record)
     best = _replay.best_job(jobs, spec.objective.goal)
     return [
         "### Realistic sweep (nothing bad on purpose)",
         "",
-        f"{len(jobs)} jobs of {spec.steps_per_job} steps (`{REALISTIC.relative_to(REALISTIC.parents[3])}`), "
-        f"recorded {spec.max_parallel_jobs} at a time; replayed in {ORDERS} random launch orders, "
-        f"{REPLAY_PARALLEL} at a time, stopped jobs charged {stop_latency:.1f} s of stop latency. "
+        f"{len(jobs)} jobs of {spec.steps_per_job} steps (`{REALISTIC.relative_to(REPOSITORY)}`), "
+        f"recorded {spec.max_parallel_jobs} at a time ({sweep.started_at[:10]}, {sweep.wall_seconds:.0f} s), "
+        f"validated every "
+        f"{validation_interval(spec)} steps; stopped jobs charged {stop_latency:.1f} s of stop latency. "
         f"Running every job to its budget: {sum(job.duration for job in jobs):.0f} job-seconds; best "
         f"configuration {best.name if best else '-'}.",
         "",
-        *replay_table(spec, jobs, stop_latency),
-        "",
+        *replay_tables(spec, jobs, stop_latency, options),
         *job_table(jobs, sweep),
         "",
     ]
 
 
-def pathological(root: Path) -> tuple[list[str], float]:
-    spec = with_rendered_datasets(spec_module.load_spec(PATHOLOGICAL), root)
-    progress = progress_module.PlainProgress(sys.stderr)
-    log("pathological: autostop's per-job rules, for real")
-    stopped = local.LocalSweep(spec, root / "autostop", progress=progress).run()
+def pathological(root: Path, options: Options) -> tuple[list[str], float]:
+    reuse = not options.record
+    spec = with_rendered_datasets(spec_module.load_spec(PATHOLOGICAL), root, reuse=reuse)
+    log("pathological: autostop as the spec configures it, for real")
+    stopped = recorded_sweep(spec, PATHOLOGICAL, root / "autostop", stop_jobs=True, reuse=reuse)
     log("pathological: no termination")
-    full = local.LocalSweep(spec, root / "full", progress=progress, stop_jobs=False).run()
+    full = recorded_sweep(spec, PATHOLOGICAL, root / "full", stop_jobs=False, reuse=reuse)
     latencies = [job.seconds_to_stop for job in stopped.jobs if job.seconds_to_stop is not None]
     stop_latency = statistics.median(latencies) if latencies else 0.0
     used = sum(job.compute_seconds for job in stopped.jobs)
@@ -250,48 +383,108 @@ def pathological(root: Path) -> tuple[list[str], float]:
     winner = max(completed, key=lambda name: finite[name]) if completed else None
     regret = best - finite[winner] if winner else math.inf
     jobs = recorded_jobs(spec, full, root / "full")
+    configured = "per-job rules" + (
+        f" and cross-job {spec.cross_job.policy.value}" if spec.cross_job is not None else ""
+    )
     lines = [
         "### Pathological sweep (the demo's: 6 of 8 jobs bad on purpose)",
         "",
-        f"Measured: the sweep run with autostop's per-job rules used {used:.0f} job-seconds, the same sweep "
-        f"run without stopping {baseline:.0f}: **{100 * (1 - used / baseline):.1f}% saved**, "
-        f"{sum(1 for job in stopped.jobs if job.stopped_by_a_rule)}/{len(stopped.jobs)} jobs stopped, winner "
-        f"{winner or '-'}, regret {regret:.4f}; median stop latency {stop_latency:.1f} s. Every job pays its "
-        "start-up (Python, TensorFlow, the first traced step) whether stopped or not.",
+        f"Measured: the sweep run with autostop as `{PATHOLOGICAL.relative_to(REPOSITORY)}` configures it "
+        f"({configured}) used {used:.0f} job-seconds, the same sweep run without stopping {baseline:.0f}: "
+        f"**{100 * (1 - used / baseline):.1f}% saved**, "
+        f"{sum(1 for job in stopped.jobs if job.stopped_by_a_rule)}/{len(stopped.jobs)} jobs stopped "
+        f"({stop_text(stopped)}), winner {winner or '-'}, regret {regret:.4f}; median stop latency "
+        f"{stop_latency:.1f} s. Every job pays its start-up (Python, TensorFlow, the first traced step) "
+        "whether stopped or not.",
         "",
-        f"Replayed on the run without stopping, {ORDERS} launch orders, {REPLAY_PARALLEL} at a time:",
+        "Replayed on the run without stopping:",
         "",
-        *replay_table(spec, jobs, stop_latency),
-        "",
+        *replay_tables(spec, jobs, stop_latency, options),
     ]
     return lines, stop_latency
 
 
-def main() -> str:
+def stop_text(sweep: report.SweepRecord) -> str:
+    """Which rule stopped which job at which step, in launch order."""
+    stops = [
+        f"{job.name} by {job.stopped_by_rule} at step {job.steps}"
+        for job in sweep.jobs
+        if job.stopped_by_a_rule
+    ]
+    return "; ".join(stops) if stops else "none"
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.sweep_savings", description=__doc__)
+    parser.add_argument(
+        "--orders", type=int, default=ORDERS, help=f"launch orders replayed (default {ORDERS})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=ORDER_SEED, help=f"seed of the launch orders (default {ORDER_SEED})"
+    )
+    parser.add_argument(
+        "--curves",
+        type=Path,
+        default=CURVES,
+        help="where the recorded sweeps are kept (default runs/bench/...)",
+    )
+    parser.add_argument(
+        "--check-orders",
+        type=int,
+        default=CHECK_ORDERS,
+        help=f"launch orders of the check, seeded --seed + 1 (default {CHECK_ORDERS}; 0: no check)",
+    )
+    parser.add_argument("--record", action="store_true", help="record every sweep afresh, cached or not")
+    arguments = parser.parse_args(argv)
+    if arguments.orders < 1:
+        parser.error("--orders must be >= 1")
+    if arguments.check_orders < 0:
+        parser.error("--check-orders must be >= 0")
+    return Options(
+        orders=arguments.orders,
+        seed=arguments.seed,
+        check_orders=arguments.check_orders,
+        curves=arguments.curves,
+        record=arguments.record,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    options = parse_options(argv)
     started = time.monotonic()
+    options.curves.mkdir(parents=True, exist_ok=True)
+    command = COMMAND + "".join(
+        f" --{name} {value}"
+        for name, value, default in (
+            ("orders", options.orders, ORDERS),
+            ("seed", options.seed, ORDER_SEED),
+            ("check-orders", options.check_orders, CHECK_ORDERS),
+        )
+        if value != default
+    )
     lines = [
         "## Sweep compute saved: autostop against no termination and Optuna's pruners",
         "",
-        f"Command: `{COMMAND}`",
+        f"Command: `{command}`",
         "",
         " ".join(
             (
                 "Two sweeps, each run locally to every job's budget once, then every policy replayed on the",
                 "recorded curves in random launch orders (`bench/_replay.py`): compute saved is against",
                 "running every job to its budget; regret is the best configuration's final validation SSIM",
-                "minus the winner's (0: stopping lost nothing); ranges are over the launch orders.",
+                "minus the winner's (0: stopping lost nothing); ranges are over the launch orders. The",
+                "recordings are kept in `runs/bench/sweep_savings/` and reused while the specs are unchanged",
+                "(`--record` records afresh), so a replay reproduces every number below from them.",
             )
         ),
         "",
     ]
-    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as temporary:
-        root = Path(temporary)
-        pathological_lines, stop_latency = pathological(root / "pathological")
-        lines += realistic(root / "realistic", stop_latency)
-        lines += pathological_lines
+    pathological_lines, stop_latency = pathological(options.curves / "pathological", options)
+    lines += realistic(options.curves / "realistic", stop_latency, options)
+    lines += pathological_lines
     lines += [f"Wall time of the benchmark: {time.monotonic() - started:.0f} s.", ""]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    print(main())
+    print(main(sys.argv[1:]))

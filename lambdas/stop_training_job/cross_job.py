@@ -8,10 +8,25 @@ policies from the early-stopping literature:
 - ``asha``: asynchronous successive halving, in its stopping form (as Syne Tune's ``HyperbandScheduler``
   with ``type="stopping"`` and Ray Tune's ``ASHAScheduler``). Rung levels are
   ``grace_period * reduction_factor**k`` training steps. A job reaching a rung continues only if its
-  objective there ranks in the best ``1 / reduction_factor`` of all objectives recorded at that rung so far.
+  objective there is no worse than the cutoff of the best ``1 / reduction_factor`` of the other objectives
+  recorded at that rung so far: their quantile, linearly interpolated, as Ray Tune's ASHA computes it
+  (``np.nanpercentile(recorded, (1 - 1 / reduction_factor) * 100)``). A cut by rank alone (keep the best
+  ``ceil(n / reduction_factor)``) ignores how far behind a job is: at a rung holding a healthy job, a job
+  whose loss never moved and a second healthy job slightly behind the first, it stops the second healthy job
+  (a third of three is one), and on the demo's sweep that was often the best configuration; the quantile
+  lies between the broken job and the best one and keeps it.
 - ``median``: the median stopping rule (Golovin et al., "Google Vizier", 2017; SageMaker automatic model
   tuning's early stopping is of this kind): a job reaching a rung continues only if its objective there is
   at least as good as the median of the other jobs' objectives at that rung.
+
+Where the rungs start: by default at the jobs' first validation (``grace_period`` defaults to
+``validation_interval``), then ``reduction_factor`` times further each time. That is the peers' default
+geometry: Ray Tune's ASHA counts ``training_iteration`` (one per report) with ``grace_period=1``, and Syne
+Tune's ASHA defaults to ``grace_period=1`` unit of what the training reports (an epoch in its examples): the
+first report is the first rung. Here a report is a validation. A fixed number of steps cannot fit every
+sweep: 100 steps is the first validation at the container's default ``validation_interval`` but the second
+of a job validating every 50 steps, whose first judgement it delays by a whole rung (measured in
+``docs/benchmarks.md``, sweep compute saved).
 
 Both are asynchronous: a job is judged against whatever the sweep has recorded at that rung when it arrives,
 never waiting for siblings. Two guards keep a healthy job from being stopped on too little evidence:
@@ -35,6 +50,12 @@ MAXIMIZE: Final = "maximize"
 MINIMIZE: Final = "minimize"
 GOALS: Final = (MAXIMIZE, MINIMIZE)
 MAX_RUNGS: Final = 32
+# The training container's default ``validation_interval`` (``training/hparams.py``): the first validation
+# of a job whose hyperparameters do not set one, hence its first rung.
+DEFAULT_VALIDATION_INTERVAL: Final = 100
+DEFAULT_REDUCTION_FACTOR: Final = 3.0
+DEFAULT_MIN_REPORTS: Final = 3
+DEFAULT_KEEP_BEST: Final = 1
 
 
 class Policy(enum.StrEnum):
@@ -53,16 +74,21 @@ class SettingsError(ValueError):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CrossJobSettings:
-    """How the sweep's jobs are compared. Steps are training (optimizer) steps, as the rules count them."""
+    """How the sweep's jobs are compared. Steps are training (optimizer) steps, as the rules count them.
+
+    ``grace_period`` is the first rung; ``None`` (the default) puts it at the jobs' first validation,
+    ``validation_interval`` steps in (the module docstring says why).
+    """
 
     policy: Policy
     goal: str
     max_steps: int
-    grace_period: int = 100
-    reduction_factor: float = 3.0
+    grace_period: int | None = None
+    validation_interval: int = DEFAULT_VALIDATION_INTERVAL
+    reduction_factor: float = DEFAULT_REDUCTION_FACTOR
     rung_levels: tuple[int, ...] = ()
-    min_reports: int = 3
-    keep_best: int = 1
+    min_reports: int = DEFAULT_MIN_REPORTS
+    keep_best: int = DEFAULT_KEEP_BEST
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -70,12 +96,17 @@ class CrossJobSettings:
         if problems:
             raise SettingsError("; ".join(problems))
 
+    @property
+    def first_rung(self) -> int:
+        """The first rung of the geometric series: ``grace_period``, else the first validation."""
+        return self.grace_period if self.grace_period is not None else self.validation_interval
+
     def rungs(self) -> tuple[int, ...]:
         """The steps at which jobs report and are judged: explicit levels, or the geometric series."""
         if self.rung_levels:
             return tuple(level for level in sorted(set(self.rung_levels)) if level < self.max_steps)
         levels: list[int] = []
-        level = float(self.grace_period)
+        level = float(self.first_rung)
         while round(level) < self.max_steps and len(levels) < MAX_RUNGS:
             if not levels or round(level) > levels[-1]:
                 levels.append(round(level))
@@ -91,8 +122,13 @@ def settings_problems(settings: CrossJobSettings) -> list[str]:
         problems.append(f"goal must be {MAXIMIZE} or {MINIMIZE}, got {settings.goal!r}")
     if settings.max_steps < 1:
         problems.append(f"max_steps must be >= 1, got {settings.max_steps}")
-    if settings.grace_period < 1:
+    if settings.grace_period is not None and settings.grace_period < 1:
         problems.append(f"grace_period must be >= 1 step, got {settings.grace_period}")
+    if settings.validation_interval < 1:
+        problems.append(
+            "validation_interval must be >= 1 step (the jobs are compared on their validations during "
+            f"training), got {settings.validation_interval}"
+        )
     if not math.isfinite(settings.reduction_factor) or settings.reduction_factor < 2:
         problems.append(f"reduction_factor must be >= 2, got {settings.reduction_factor}")
     if any(level < 1 for level in settings.rung_levels):
@@ -138,6 +174,27 @@ def _sort_key(value: float, goal: str) -> float:
     return -value if goal == MAXIMIZE else value
 
 
+def _objective(key: float, goal: str) -> float:
+    """The objective a sort key stands for (a non-finite key stays as it is: worse than any objective)."""
+    return key if not math.isfinite(key) or goal == MINIMIZE else -key
+
+
+def _quantile(keys: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile of sort keys, linearly interpolated (numpy's default, Ray Tune's cutoff).
+
+    A non-finite key (a NaN objective) is the worst; interpolating towards it gives an infinite cutoff, which
+    keeps every finite objective: a job is not stopped for trailing a diverged one.
+    """
+    ordered = sorted(keys)
+    position = fraction * (len(ordered) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    share = position - below
+    if share == 0 or ordered[below] == ordered[above]:
+        return ordered[below]
+    return ordered[below] + (ordered[above] - ordered[below]) * share
+
+
 def _median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -169,14 +226,17 @@ def judge(settings: CrossJobSettings, *, rung: int, job: str, peers: Mapping[str
         return verdict(
             Verdict.CONTINUE, settings.keep_best, None, f"rank {rank} is among the best {settings.keep_best}"
         )
-    if settings.policy is Policy.ASHA:
-        kept = max(settings.keep_best, math.ceil(reported / settings.reduction_factor))
-        if rank <= kept:
-            return verdict(Verdict.CONTINUE, kept, None, f"rank {rank} of {reported} is in the best {kept}")
-        return verdict(Verdict.STOP, kept, None, f"rank {rank} of {reported} is outside the best {kept}")
     others = [_sort_key(other, settings.goal) for name, other in peers.items() if name != job]
+    if settings.policy is Policy.ASHA:
+        cutoff_key = _quantile(others, 1 / settings.reduction_factor)
+        cutoff = _objective(cutoff_key, settings.goal)
+        kept = sum(1 for other in (own, *others) if math.isfinite(other) and other <= cutoff_key)
+        cut = f"{cutoff:.6g}, the cutoff of the best 1/{settings.reduction_factor:g} of {reported - 1} others"
+        if math.isfinite(own) and own <= cutoff_key:
+            return verdict(Verdict.CONTINUE, kept, cutoff, f"objective {value:.6g} is no worse than {cut}")
+        return verdict(Verdict.STOP, kept, cutoff, f"objective {value:.6g} is worse than {cut}")
     median_key = _median(others)
-    threshold = median_key if not math.isfinite(median_key) or settings.goal == MINIMIZE else -median_key
+    threshold = _objective(median_key, settings.goal)
     if own <= median_key:
         return verdict(
             Verdict.CONTINUE, reported, threshold, f"objective {value:.6g} is no worse than the median"

@@ -86,18 +86,32 @@ def test_a_rule_stops_its_job_at_the_rule_step_plus_the_stop_latency() -> None:
 
 
 def test_cross_job_asha_stops_the_worse_jobs_at_a_rung_once_enough_reported() -> None:
-    # GIVEN six jobs launched together, best first, finals 0.6 .. 0.1, rungs at 100, 300, 900
+    # GIVEN six jobs launched together, best first, finals 0.6 .. 0.1, rungs at 100, 300, 900 (the first
+    # validation at the training container's default interval, then 3 times further each)
     jobs = [linear_job(f"j{index}", index / 10) for index in range(1, 7)]
     settings = cross_job.CrossJobSettings(
         policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=BUDGET, min_reports=3
     )
     result = run(jobs, _replay.CrossJob(settings), parallel=6, order=[5, 4, 3, 2, 1, 0])
     # THEN the two that report first at rung 100 go on (fewer than 3 reports: not judged), the four after
-    # them rank outside the best third of what the rung holds when they arrive and stop there
+    # them are worse than the cutoff of the best third of what the rung holds when they arrive and stop there
     assert [outcome.stopped_at for outcome in result.outcomes] == [100, 100, 100, 100, None, None]
     assert result.winner == "j6"
     assert result.regret == 0
     assert result.saved_fraction == pytest.approx(4 * (110 - 22) / 660)
+
+
+def test_cross_job_rungs_start_at_the_jobs_first_validation() -> None:
+    # GIVEN the same six jobs, best first, validating every 50 steps, and the cross-job defaults for that
+    jobs = [linear_job(f"j{index}", index / 10) for index in range(1, 7)]
+    settings = cross_job.CrossJobSettings(
+        policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=BUDGET, validation_interval=50
+    )
+    result = run(jobs, _replay.CrossJob(settings), parallel=6, order=[5, 4, 3, 2, 1, 0])
+    # THEN the worse four stop at the first validation (step 50, 15 s in), not a whole rung later
+    assert [outcome.stopped_at for outcome in result.outcomes] == [50, 50, 50, 50, None, None]
+    assert result.outcomes[0].compute == pytest.approx(15.0 + 2.0)
+    assert result.regret == 0
 
 
 def test_asha_judges_a_job_only_when_it_arrives_at_a_rung() -> None:

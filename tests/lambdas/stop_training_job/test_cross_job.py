@@ -46,6 +46,24 @@ def test_rungs_are_the_geometric_series_below_the_budget() -> None:
     assert settings(rung_levels=(50, 500, 5000, 50)).rungs() == (50, 500)
 
 
+def test_by_default_the_first_rung_is_the_first_validation() -> None:
+    # GIVEN no grace period, jobs of 600 steps validating every 50 steps
+    configured = cross_job.CrossJobSettings(
+        policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=600, validation_interval=50
+    )
+    # WHEN the rung levels are derived
+    # THEN the first is the first validation and each next is 3 times further, as Syne Tune's and Ray Tune's
+    # ASHA count rungs from one report (their grace_period=1)
+    assert configured.first_rung == 50
+    assert configured.rungs() == (50, 150, 450)
+    # AND without a validation interval, the training container's default (a validation every 100 steps)
+    unset = cross_job.CrossJobSettings(policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=1000)
+    assert unset.validation_interval == cross_job.DEFAULT_VALIDATION_INTERVAL == 100
+    assert unset.rungs() == (100, 300, 900)
+    # AND an explicit grace period still wins
+    assert settings(grace_period=200, validation_interval=50).rungs() == (200, 600)
+
+
 def test_a_step_jump_reports_the_highest_rung_it_passed() -> None:
     # GIVEN rungs at 100, 300, 900
     # WHEN a job's metric lines jump from step 90 to 310, then 310 to 320
@@ -63,6 +81,7 @@ def test_a_step_jump_reports_the_highest_rung_it_passed() -> None:
         ({"min_reports": 1}, "min_reports"),
         ({"keep_best": 0}, "keep_best"),
         ({"grace_period": 0}, "grace_period"),
+        ({"grace_period": None, "validation_interval": 0}, "validation_interval"),
     ],
 )
 def test_unusable_settings_are_refused_with_the_setting_named(
@@ -76,9 +95,35 @@ def test_asha_keeps_the_best_third_and_stops_the_rest() -> None:
     # GIVEN six jobs at rung 100 with validation SSIM 0.1 .. 0.6 (maximize)
     peers = {f"job-{index}": index / 10 for index in range(1, 7)}
     decisions = {job: cross_job.judge(settings(), rung=100, job=job, peers=peers) for job in peers}
-    # THEN the best ceil(6 / 3) = 2 continue and the four others stop
+    # THEN the two best continue and the four others stop: job-4's five others put the cutoff of their best
+    # third at 0.5 - (0.5 - 0.3) / 3 (numpy's linear interpolation, as Ray Tune's ASHA), above its 0.4
     assert sorted(job for job, judged in decisions.items() if not judged.stops) == ["job-5", "job-6"]
-    assert decisions["job-1"].reason == "rank 6 of 6 is outside the best 2"
+    assert decisions["job-4"].threshold == pytest.approx(0.5 - 0.2 / 3)
+    assert decisions["job-1"].reason == (
+        "objective 0.1 is worse than 0.466667, the cutoff of the best 1/3 of 5 others"
+    )
+
+
+def test_asha_does_not_stop_a_job_for_trailing_slightly_when_the_rest_is_broken() -> None:
+    # GIVEN a rung holding a healthy job, one whose loss never moved, and a second healthy job slightly behind
+    # the first (the demo's sweep at step 150: SSIM 0.326, 0.012 and 0.310)
+    peers = {"healthy": 0.326, "flat": 0.012, "behind": 0.310}
+    # WHEN the job slightly behind arrives
+    judged = cross_job.judge(settings(), rung=150, job="behind", peers=peers)
+    # THEN it continues: the cutoff of the best third of its two others lies between them (a cut by rank
+    # alone, a third of three is one, would stop it); the broken job stops
+    assert not judged.stops
+    assert judged.threshold == pytest.approx(0.012 + (0.326 - 0.012) * 2 / 3)
+    assert cross_job.judge(settings(), rung=150, job="flat", peers=peers).stops
+
+
+def test_asha_is_not_lenient_to_a_nan_objective_and_no_job_is_stopped_for_trailing_one() -> None:
+    # GIVEN a rung where one job diverged (NaN)
+    peers = {"best": 0.5, "second": 0.4, "diverged": math.nan}
+    # THEN the diverged job stops, and the second is not stopped for being behind the best of the two others
+    # (the cutoff between 0.5 and a NaN, the worst, is no finite objective)
+    assert cross_job.judge(settings(), rung=100, job="diverged", peers=peers).stops
+    assert not cross_job.judge(settings(), rung=100, job="second", peers=peers).stops
 
 
 def test_median_rule_stops_only_what_is_worse_than_the_others_median() -> None:

@@ -3,8 +3,8 @@ table), SNS and SQS, and to the SageMaker fake (moto has no StopTrainingJob). Th
 call log and the notifications read back through SQS are the proof of what was recorded, stopped and sent.
 
 Three jobs of one sweep report at rung 300 (ASHA, reduction factor 3, min_reports 3): the first two are
-judged on too few reports and go on; the third, worst of three, is outside the best ceil(3/3) = 1 and is
-stopped through the same path as a rule stop, under the rule name CrossJob.
+judged on too few reports and go on; the third, worst of three, is worse than the cutoff of the best third of
+the two others and is stopped through the same path as a rule stop, under the rule name CrossJob.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ JOBS = ("sweep-lr-0001", "sweep-lr-0002", "sweep-lr-0003")
 SETTINGS = cross_job.CrossJobSettings(
     policy=cross_job.Policy.ASHA, goal=cross_job.MINIMIZE, max_steps=1000, grace_period=100, min_reports=3
 )
+
+# The Lambda's own judgement (cross_job.judge), in the stop's detail: 0.9 against the cutoff of the best third
+# of 0.1 and 0.2, 0.1 + (0.2 - 0.1) / 3 (a loss: lower is better).
+STOP_DETAIL = "asha at rung 300: objective 0.9 is worse than 0.133333, the cutoff of the best 1/3 of 2 others"
 
 
 def key_of(job_name: str) -> str:
@@ -133,7 +137,7 @@ def test_the_worst_of_three_at_a_rung_is_stopped_tagged_and_notified(
         "rule": "CrossJob",
         "step": 300,
         "source": "autostop.training",
-        "detail": "asha at rung 300: rank 3 of 3 is outside the best 1",
+        "detail": STOP_DETAIL,
         "sweep": SWEEP,
         "rung": 300,
         "reported": 3,
@@ -154,7 +158,7 @@ def test_the_worst_of_three_at_a_rung_is_stopped_tagged_and_notified(
     body = notification["Message"]
     assert "Rule:          CrossJob (cross-job rule)" in body
     assert "Step:          300" in body
-    assert "StatusDetails: asha at rung 300: rank 3 of 3 is outside the best 1" in body
+    assert f"StatusDetails: {STOP_DETAIL}" in body
     # AND the table holds the three objectives at rung 300, as the jobs signed them
     assert recorded(dynamodb) == {
         rung_item(JOBS[0]): "0.1",

@@ -249,7 +249,10 @@ def test_the_worst_of_three_is_stopped_under_the_rule_name_crossjob() -> None:
         decision.FindingOrigin.CROSS_JOB,
         300,
     )
-    assert verdict.detail == "asha at rung 300: rank 3 of 3 is outside the best 1"
+    # the judgement's own words: 0.9 against the cutoff of the best third of 0.1 and 0.2 (a loss)
+    assert verdict.detail == (
+        "asha at rung 300: objective 0.9 is worse than 0.133333, the cutoff of the best 1/3 of 2 others"
+    )
     assert decision.stop_tags(verdict, NOW)["autostop:stopped-by-rule"] == "CrossJob"
 
 
