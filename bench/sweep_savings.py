@@ -1,6 +1,7 @@
 """Sweep compute saved and regret: autostop against no termination and Optuna's pruners, on two sweeps.
 
-Run: ``.venv/bin/python -m bench.sweep_savings``
+Run: ``.venv/bin/python -m bench.sweep_savings`` (``python -m bench sweep_savings`` rewrites its section of
+``docs/benchmarks.md``); ``--help`` for the launch orders' options and ``--record``.
 
 1. **Realistic** (``training/sweep/specs/realistic.yaml``): 16 jobs, learning rate x decay x batch size x
    dataset variant, nothing bad on purpose, every rule at its defaults. Every job is run once to its full
@@ -8,18 +9,30 @@ Run: ``.venv/bin/python -m bench.sweep_savings``
    step at which each would have fired is known). Then every policy is replayed on those same recordings
    (``bench/_replay.py``) in several random launch orders with 4 jobs at a time, as a SageMaker sweep would
    run them: no termination; autostop's per-job rules; autostop's cross-job rule (ASHA, and the median
-   rule) together with the per-job rules; Optuna's MedianPruner (1 and 2 start-up trials), HyperbandPruner
-   and SuccessiveHalvingPruner (Optuna's implementation of asynchronous successive halving), and Syne Tune's
-   ``ASHA`` scheduler (AWS's tuning library; ``make bench`` installs it from ``requirements-bench.txt``), each
-   with its documented defaults except the values a replay must give: the first report (``min_resource`` /
-   ``grace_period`` = the validation interval) and the budget (``max_resource`` / ``max_t``).
+   rule) together with the per-job rules, at the defaults a ``cross_job: {policy: ...}`` section gets (and
+   ASHA with two defaults changed, to show what each is worth); Optuna's MedianPruner (its defaults, then
+   2 and 1 start-up trials), HyperbandPruner and SuccessiveHalvingPruner (Optuna's implementation of
+   asynchronous successive halving), and Syne Tune's ``ASHA`` scheduler (AWS's tuning library; ``make
+   bench`` installs it from ``requirements-bench.txt``).
 2. **Pathological** (``training/sweep/specs/demo.yaml``, the ``make demo`` sweep: 6 of 8 jobs bad on
-   purpose): autostop's per-job rules measured for real (the sweep run with stops, against the same sweep
-   run without), then the same replays.
+   purpose): autostop as the spec configures it measured for real (the sweep run with stops, against the
+   same sweep run without), then the same replays.
+
+The peers are at their documented defaults, with the resource counted the way their defaults count it: one
+unit is one report (Syne Tune's ``grace_period=1``, Optuna's ``HyperbandPruner(min_resource=1)``, its
+``SuccessiveHalvingPruner``'s ``min_resource="auto"``, a hundredth of a finished trial's reports, at least
+one). The replay reports training steps, so the first report is given in steps (the validation interval),
+with the budget (``max_t`` / ``max_resource``); given so, the SuccessiveHalvingPruner prunes from the
+start, where ``"auto"`` would wait for a first finished trial. Optuna's ``MedianPruner`` waits for 5
+finished trials by default; the replays also run it with 2 and with 1, which a 16-job sweep would rather use.
 
 Compute is job-seconds (each job's process time, start-up included); regret is the best configuration's
 final validation SSIM minus the winner's (the best among jobs that ran their whole budget): 0 means
-stopping lost nothing.
+stopping lost nothing. Every policy is replayed on the same recording, so the comparison between policies
+does not depend on how loaded the machine was while it recorded; the absolute seconds (and so each
+policy's share saved) do. A recording is kept in ``runs/bench/sweep_savings/`` (git-ignored) and reused
+while its spec is unchanged: recording trains every job (tens of minutes on 2 cores), replaying takes
+seconds; ``--record`` records afresh (after a change to the training code, say).
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ os.environ.setdefault("SMDEBUG_LOG_LEVEL", "error")
 
 from bench import _replay
 from lambdas.stop_training_job import cross_job
-from training.sweep import local, report
+from training.sweep import local, report, spec_schema
 from training.sweep import progress as progress_module
 from training.sweep import spec as spec_module
 
@@ -214,8 +227,7 @@ def recorded_jobs(
 
 def validation_interval(spec: spec_module.SweepSpec) -> int:
     """Steps between two validations: the spec's hyperparameter, else the training container's default."""
-    value = spec.hyperparameters.get("validation_interval", cross_job.DEFAULT_VALIDATION_INTERVAL)
-    return int(str(value))
+    return spec_schema.validation_interval(spec.hyperparameters)
 
 
 def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _replay.Policy], bool]]:
@@ -231,11 +243,11 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
     budget = spec.steps_per_job
     first_report = validation_interval(spec)
 
-    def cross(policy: cross_job.Policy) -> Callable[[], _replay.Policy]:
-        # What ``cross_job: {policy: ...}`` with nothing else gives: the core's defaults for this spec.
-        settings = cross_job.CrossJobSettings(
-            policy=policy, goal=goal, max_steps=budget, validation_interval=first_report
-        )
+    def cross(policy: cross_job.Policy, **changes: int) -> Callable[[], _replay.Policy]:
+        # What ``cross_job: {policy: ...}`` (and the changes) gives this spec, through the spec's own section.
+        compared = spec.with_overrides(cross_job=spec_module.CrossJobSpec(policy=policy, **changes))
+        settings = compared.cross_job_settings()
+        assert settings is not None
         return lambda: _replay.CrossJob(settings)
 
     def pruner(make: Callable[[], object]) -> Callable[[], _replay.Policy]:
@@ -246,6 +258,15 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
         "autostop per-job rules": (_replay.NoStopping, True),
         "autostop cross-job ASHA + rules": (cross(cross_job.Policy.ASHA), True),
         "autostop cross-job median + rules": (cross(cross_job.Policy.MEDIAN), True),
+        # Two of autostop's defaults changed, to show what each is worth on the same curves.
+        "autostop cross-job ASHA + rules, first rung at 100 steps": (
+            cross(cross_job.Policy.ASHA, grace_period=100),
+            True,
+        ),
+        "autostop cross-job ASHA + rules, min_reports 2": (
+            cross(cross_job.Policy.ASHA, min_reports=2),
+            True,
+        ),
         "Optuna MedianPruner (defaults: 5 start-up trials)": (
             pruner(lambda: optuna.pruners.MedianPruner()),
             False,

@@ -185,7 +185,8 @@ class CrossJobSpec:
 
         cross_job:
           policy: asha            # asha (asynchronous successive halving) | median (median stopping rule)
-          grace_period: 100       # first rung, in training steps (then grace_period * reduction_factor**k)
+          grace_period: 50        # first rung, in training steps (then grace_period * reduction_factor**k);
+                                  # default: the jobs' first validation (hyperparameters.validation_interval)
           reduction_factor: 3     # asha: keep the best 1/reduction_factor at each rung
           rung_levels: [100, 400] # optional: explicit rungs instead of the geometric series
           min_reports: 3          # no judgement at a rung until this many jobs reported there
@@ -194,29 +195,43 @@ class CrossJobSpec:
 
     The objective and its direction are the spec's ``objective``; a rung is judged on the validation value
     of that metric at the first validation at or after the rung. The section becomes ``CrossJobSettings``
-    for the spec's budget (``settings``), so a budget override (``--steps``) moves the rungs with it.
+    for the spec's budget and validation interval (``settings``), so a budget override (``--steps``) moves
+    the rungs with it. The defaults are the core's (its docstring says why).
     """
 
     policy: cross_job.Policy
-    grace_period: int = 100
-    reduction_factor: float = 3.0
+    grace_period: int | None = None  # None: the jobs' first validation
+    reduction_factor: float = cross_job.DEFAULT_REDUCTION_FACTOR
     rung_levels: tuple[int, ...] = ()
-    min_reports: int = 3
-    keep_best: int = 1
+    min_reports: int = cross_job.DEFAULT_MIN_REPORTS
+    keep_best: int = cross_job.DEFAULT_KEEP_BEST
     dry_run: bool = False
 
-    def settings(self, *, goal: str, max_steps: int) -> cross_job.CrossJobSettings:
+    def settings(
+        self, *, goal: str, max_steps: int, hyperparameters: Mapping[str, object] | None = None
+    ) -> cross_job.CrossJobSettings:
         return cross_job.CrossJobSettings(
             policy=self.policy,
             goal=goal,
             max_steps=max_steps,
             grace_period=self.grace_period,
+            validation_interval=validation_interval(hyperparameters or {}),
             reduction_factor=self.reduction_factor,
             rung_levels=self.rung_levels,
             min_reports=self.min_reports,
             keep_best=self.keep_best,
             dry_run=self.dry_run,
         )
+
+
+def validation_interval(hyperparameters: Mapping[str, object]) -> int:
+    """Steps between the jobs' validations: the spec's hyperparameter, else the training container's default.
+
+    0 (validate only at the end) also gives the default: such jobs report at no rung before their end, so
+    where the rungs lie does not matter to them.
+    """
+    value = int(str(hyperparameters.get("validation_interval", cross_job.DEFAULT_VALIDATION_INTERVAL)))
+    return value if value >= 1 else cross_job.DEFAULT_VALIDATION_INTERVAL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,7 +281,9 @@ class SweepSpec:
         """The cross-job comparison for this spec's objective and budget (``None``: jobs are not compared)."""
         if self.cross_job is None:
             return None
-        return self.cross_job.settings(goal=self.objective.goal, max_steps=self.steps_per_job)
+        return self.cross_job.settings(
+            goal=self.objective.goal, max_steps=self.steps_per_job, hyperparameters=self.hyperparameters
+        )
 
     def jobs(self) -> list[JobConfig]:
         """The job configurations (validated when the spec was loaded, so this cannot fail)."""

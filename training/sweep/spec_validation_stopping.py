@@ -226,7 +226,8 @@ def parse_cross_job(value: object, problems: Problems) -> CrossJobSpec | None:
     # The core's own checks (reduction factor >= 2, min_reports >= 2, ...), with a placeholder budget.
     try:
         section.settings(
-            goal=cross_job.MAXIMIZE, max_steps=max(2, *section.rung_levels, section.grace_period + 1)
+            goal=cross_job.MAXIMIZE,
+            max_steps=max(2, *section.rung_levels, (section.grace_period or 1) + 1),
         )
     except cross_job.SettingsError as error:
         problems.add("cross_job", str(error))

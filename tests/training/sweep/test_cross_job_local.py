@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from lambdas.stop_training_job import decision
+from lambdas.stop_training_job import cross_job, decision
+from training.hparams import HyperParameters
 from training.sweep import local, report
 from training.sweep import progress as progress_module
 from training.sweep import spec as spec_module
@@ -77,6 +78,27 @@ def test_the_section_is_checked_with_the_spec_and_follows_the_budget() -> None:
     plain = document()
     del plain["cross_job"]
     assert spec_module.parse_spec(plain).cross_job_settings() is None
+
+
+def test_without_a_grace_period_the_first_rung_is_the_jobs_first_validation() -> None:
+    # GIVEN a section that names only its policy, in a spec whose jobs validate every 40 steps
+    section = document()
+    section["cross_job"] = {"policy": "asha"}
+    section["steps_per_job"] = 1000
+    section["hyperparameters"] = {"validation_interval": 40}
+    settings = spec_module.parse_spec(section).cross_job_settings()
+    # THEN the rungs start at the first validation and grow 3 times each, with the core's other defaults
+    assert settings is not None
+    assert settings.rungs() == (40, 120, 360)
+    assert (settings.reduction_factor, settings.min_reports, settings.keep_best) == (3.0, 3, 1)
+    # AND without a validation interval, at the training container's own default (it validates every 100)
+    del section["hyperparameters"]
+    unset = spec_module.parse_spec(section).cross_job_settings()
+    assert unset is not None
+    assert unset.first_rung == HyperParameters().validation_interval == cross_job.DEFAULT_VALIDATION_INTERVAL
+    # AND jobs that validate only at their end (interval 0) report at no rung before it: the default stands
+    section["hyperparameters"] = {"validation_interval": 0}
+    assert spec_module.parse_spec(section).cross_job_settings().first_rung == 100  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
