@@ -120,7 +120,9 @@ class OptunaPruner:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._optuna = optuna
-        self._study = optuna.create_study(direction=goal, pruner=make_pruner())
+        # A fixed name: HyperbandPruner puts each trial in a bracket by a hash of the study's name and the
+        # trial's number, and a generated name would draw other brackets on every run.
+        self._study = optuna.create_study(direction=goal, pruner=make_pruner(), study_name="replay")
         self._trials: dict[str, Any] = {}
 
     def launch(self, job: str) -> None:

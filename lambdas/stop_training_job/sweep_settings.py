@@ -10,8 +10,8 @@ The value is compact JSON with every field of ``CrossJobSettings`` spelled out (
 which another version of ``cross_job`` might change), e.g.::
 
     {"sweep":"vision-lr","metric":"validation:loss","policy":"asha","goal":"minimize","max_steps":1000,
-     "grace_period":100,"reduction_factor":3.0,"rung_levels":[],"min_reports":3,"keep_best":1,
-     "dry_run":false,"rungs":[100,300,900]}
+     "grace_period":null,"validation_interval":100,"reduction_factor":3.0,"rung_levels":[],
+     "min_reports":3,"keep_best":1,"dry_run":false,"rungs":[100,300,900]}
 
 A value missing a field, or naming one the settings do not have, is refused (launched by another version).
 

@@ -135,6 +135,21 @@ def test_optuna_median_pruner_is_told_each_validation_and_prunes() -> None:
     assert result.regret == 0
 
 
+def test_optuna_hyperband_replays_the_same_way_every_time() -> None:
+    # GIVEN jobs whose replay under HyperbandPruner depends on the bracket each trial is hashed into
+    jobs = [linear_job(f"j{index}", index / 10) for index in (3, 6, 1, 5, 2, 4, 1, 6)]
+
+    def replayed() -> list[int | None]:
+        policy = _replay.OptunaPruner(
+            lambda: optuna.pruners.HyperbandPruner(min_resource=50, max_resource=BUDGET), cross_job.MAXIMIZE
+        )
+        return [outcome.stopped_at for outcome in run(jobs, policy, parallel=2).outcomes]
+
+    # THEN two replays stop the same jobs at the same steps (the study's name, hashed with each trial's
+    # number, is fixed)
+    assert replayed() == replayed()
+
+
 def test_compare_summarises_every_policy_over_the_same_launch_orders() -> None:
     jobs = [
         linear_job(f"j{index}", index / 10, rule_step=200 if index == 1 else None) for index in range(1, 7)
