@@ -19,6 +19,18 @@ mAP with same-family results relevant, ``training.analysis.search.evaluate_retri
   seed, for the same steps and batch size; the job's wall time (data pipeline, training, saving) is its
   training time.
 
+The view-pooled, unit-embedding model is trained twice: on reconstruction alone, and with the contrastive
+term (``contrastive_weight`` ``CONTRASTIVE_WEIGHT``; SSIM stays the reconstruction loss, docs/model.md).
+
+Smaller runs for a quick look (they print the same report, with their own command line in it; nothing is
+written to docs/benchmarks.md): ``--train-per-family``, ``--views``, ``--steps``, ``--batch-size`` and the
+other flags shrink the data or the training, and ``--contrastive-weights 0,0.1,1`` trains only the
+view-pooled, unit-embedding model, once per weight::
+
+    .venv/bin/python -m bench.model_quality --train-per-family 16 --held-out-designs-per-family 8 \
+        --held-out-family-designs-per-family 16 --views 6 --steps 300 --batch-size 16 \
+        --contrastive-weights 0,1
+
 L2 gets a learning-rate search (an L2 model that collapses to the mean image says nothing about L2): every
 rate in ``L2_LEARNING_RATES`` is trained and the run with the best precision@k on set (i) is reported
 (selected on (i), so set (ii) stays untouched by the choice); the others are listed as well.
@@ -64,6 +76,7 @@ TRAIN_RENDER_SEED = 101
 HELD_OUT_DESIGNS_RENDER_SEED = 202
 HELD_OUT_FAMILIES_RENDER_SEED = 303
 K = 5
+CONTRASTIVE_WEIGHT = 1.0
 TRAINED_SET = "held-out designs of trained families"
 UNSEEN_SET = "held-out families"
 
@@ -77,13 +90,24 @@ class Configuration:
     learning_rates: tuple[float, ...]
     view_pooling: str = "none"
     normalize_embedding: bool = False
+    contrastive_weight: float = 0.0
 
     @property
     def label(self) -> str:
         options = [] if self.view_pooling == "none" else [f"{self.view_pooling}-pooled views"]
         if self.normalize_embedding:
             options.append("unit embedding")
+        if self.contrastive_weight:
+            options.append(f"contrastive {self.contrastive_weight:g}")
         return f"{self.preset}, {self.loss}" + (f" ({', '.join(options)})" if options else "")
+
+    @property
+    def name(self) -> str:
+        """A job folder name unique among the configurations."""
+        return (
+            f"{self.preset}-{self.loss}-{self.view_pooling}-{'unit' if self.normalize_embedding else 'raw'}"
+            f"-c{self.contrastive_weight:g}"
+        )
 
 
 CONFIGURATIONS = (
@@ -92,6 +116,15 @@ CONFIGURATIONS = (
     Configuration("baseline", "l2", L2_LEARNING_RATES),
     Configuration("optimized", "l2", L2_LEARNING_RATES),
     Configuration("optimized", "ssim", (SSIM_LEARNING_RATE,), view_pooling="mean", normalize_embedding=True),
+    # The same model with the contrastive term (training/losses.py): SSIM stays the reconstruction loss.
+    Configuration(
+        "optimized",
+        "ssim",
+        (SSIM_LEARNING_RATE,),
+        view_pooling="mean",
+        normalize_embedding=True,
+        contrastive_weight=CONTRASTIVE_WEIGHT,
+    ),
 )
 
 
@@ -107,6 +140,7 @@ class Settings:
     seed: int = SEED
     configurations: tuple[Configuration, ...] = CONFIGURATIONS
     workers: int = 2
+    command: str = COMMAND
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +203,7 @@ def job_hyperparameters(
         loss=configuration.loss,
         view_pooling=configuration.view_pooling,
         normalize_embedding=configuration.normalize_embedding,
+        contrastive_weight=configuration.contrastive_weight,
         image_size=settings.image_size,
         num_views=settings.num_views,
         steps=settings.steps,
@@ -231,7 +266,7 @@ def train_and_measure(
     settings: Settings, configuration: Configuration, learning_rate: float, sets: Sets, root: Path
 ) -> Run:
     parameters = job_hyperparameters(settings, configuration, learning_rate)
-    name = f"{configuration.preset}-{configuration.loss}-{configuration.view_pooling}-{learning_rate:g}"
+    name = f"{configuration.name}-{learning_rate:g}"
     locations = job.JobLocations(
         train_channel=sets.train,
         validation_channel=sets.trained_families,
@@ -370,7 +405,7 @@ def report(settings: Settings, results: dict[str, object]) -> str:
     lines = [
         "## Model quality: similarity search on designs never trained on",
         "",
-        f"Command: `{COMMAND}` -- the hard render dataset (every design in a random pose, scale and "
+        f"Command: `{settings.command}` -- the hard render dataset (every design in a random pose, scale and "
         "lighting; training/render/variation.py), "
         f"{settings.num_views} views of {settings.image_size}x{settings.image_size}, sharded by the "
         f"transformer core. Training: {settings.train_per_family * trained_families} designs of the "
@@ -445,8 +480,13 @@ def report(settings: Settings, results: dict[str, object]) -> str:
                 other
                 for key, other in reported.items()
                 if key.preset == "baseline"
-                and (key.loss, key.view_pooling, key.normalize_embedding)
-                == (configuration.loss, configuration.view_pooling, configuration.normalize_embedding)
+                and (key.loss, key.view_pooling, key.normalize_embedding, key.contrastive_weight)
+                == (
+                    configuration.loss,
+                    configuration.view_pooling,
+                    configuration.normalize_embedding,
+                    configuration.contrastive_weight,
+                )
             ),
             None,
         )
@@ -496,5 +536,70 @@ def main(settings: Settings | None = None) -> str:
         return report(settings, results)
 
 
+def contrastive_probe(weights: Sequence[float]) -> tuple[Configuration, ...]:
+    """The view-pooled, unit-embedding model with SSIM at each contrastive weight (0: reconstruction only)."""
+    return tuple(
+        Configuration(
+            "optimized",
+            "ssim",
+            (SSIM_LEARNING_RATE,),
+            view_pooling="mean",
+            normalize_embedding=True,
+            contrastive_weight=weight,
+        )
+        for weight in weights
+    )
+
+
+def settings_from_arguments(argv: Sequence[str]) -> Settings:
+    """The full benchmark without arguments; smaller data, fewer steps or a contrastive probe with them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.model_quality", description=__doc__.split("\n")[0])
+    defaults = Settings()
+    parser.add_argument("--train-per-family", type=int, default=defaults.train_per_family)
+    parser.add_argument(
+        "--held-out-designs-per-family", type=int, default=defaults.held_out_designs_per_family
+    )
+    parser.add_argument(
+        "--held-out-family-designs-per-family", type=int, default=defaults.held_out_family_designs_per_family
+    )
+    parser.add_argument("--views", type=int, default=defaults.num_views)
+    parser.add_argument("--size", type=int, default=defaults.image_size)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument(
+        "--contrastive-weights",
+        default=None,
+        metavar="W,W,...",
+        help="train only the mean-pooled, unit-embedding SSIM model, once per contrastive weight",
+    )
+    arguments = parser.parse_args(list(argv))
+    configurations = defaults.configurations
+    if arguments.contrastive_weights is not None:
+        weights = [float(weight) for weight in arguments.contrastive_weights.split(",") if weight.strip()]
+        if not weights or min(weights) < 0:
+            parser.error(f"--contrastive-weights must be weights >= 0, got {arguments.contrastive_weights!r}")
+        configurations = contrastive_probe(weights)
+    return Settings(
+        train_per_family=arguments.train_per_family,
+        held_out_designs_per_family=arguments.held_out_designs_per_family,
+        held_out_family_designs_per_family=arguments.held_out_family_designs_per_family,
+        num_views=arguments.views,
+        image_size=arguments.size,
+        steps=arguments.steps,
+        batch_size=arguments.batch_size,
+        seed=defaults.seed,
+        configurations=configurations,
+        workers=arguments.workers,
+        command=" ".join([COMMAND.replace("-m bench model_quality", "-m bench.model_quality"), *argv])
+        if argv
+        else COMMAND,
+    )
+
+
 if __name__ == "__main__":
-    print(main())
+    import sys
+
+    print(main(settings_from_arguments(sys.argv[1:])))
