@@ -126,6 +126,9 @@ class HyperParameters:
     loss: str = "ssim"
     preset: str = "optimized"
     seed: int = 42
+    # TensorFlow's deterministic ops (tf.config.experimental.enable_op_determinism): the same job on the same
+    # machine gives the same numbers run after run (slower; for tests and reproductions, off by default).
+    deterministic: bool = False
     image_size: int = 64
     num_views: int = 12
     base_filters: int | None = None
@@ -258,6 +261,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "loss": _parse_choice(LOSSES),
     "preset": _parse_choice(tuple(PRESETS)),
     "seed": _parse_int,
+    "deterministic": _parse_bool,
     "image_size": _parse_int,
     "num_views": _parse_int,
     "base_filters": _parse_optional_int,

@@ -150,6 +150,7 @@ def run(
     log: Callable[[str], None] = _print_line,
 ) -> trainer.FitResult:
     """Train (or resume) one job; raises DatasetError/CheckpointError before writing anything."""
+    trainer.seed_process(hparams)
     datasets = load_datasets(hparams, locations)
     trained = trainer.build_trainer(hparams)
     checkpoint = trainer.training_checkpoint(trained)

@@ -180,9 +180,21 @@ def auxiliary_losses(hparams: hparams_module.HyperParameters) -> tuple[losses.Au
     return ()
 
 
+def seed_process(hparams: hparams_module.HyperParameters) -> None:
+    """Python's, NumPy's and TensorFlow's seeds (and, with ``deterministic``, TensorFlow's deterministic ops).
+
+    Why also before the data pipeline is built: ops without a seed of their own draw one from TensorFlow's
+    global seed and a counter of the random ops made so far; reset here, a job run after another in the same
+    process (the benchmarks, the tests) gets the numbers it gets alone.
+    """
+    keras.utils.set_random_seed(hparams.seed)
+    if hparams.deterministic:  # process-wide and for good: the container runs one job per process
+        tf.config.experimental.enable_op_determinism()
+
+
 def build_trainer(hparams: hparams_module.HyperParameters) -> AutoencoderTrainer:
     """Seeded model + optimizer, built (all variables exist, so a checkpoint restores into them at once)."""
-    keras.utils.set_random_seed(hparams.seed)
+    seed_process(hparams)
     autoencoder, encoder = model.build_model(hparams)
     trainer = AutoencoderTrainer(
         autoencoder, encoder, loss=hparams.loss, auxiliary_losses=auxiliary_losses(hparams), seed=hparams.seed
