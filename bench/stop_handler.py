@@ -207,9 +207,10 @@ class _CallTimer:
 
 def measure_cross_job(reports: int) -> list[CrossJobInvocation]:
     """One warm-up report, then ``reports`` timed ones, each from another job of the sweep at rung 100."""
-    from lambdas.stop_training_job import cross_job, rung_store, sweep_settings
+    from lambdas.stop_training_job import cross_job, sweep_settings
     from tests.support import moto_server
     from tests.support.sagemaker_fake import FakeSageMaker
+    from tests.support.sweep_table import create_sweep_table
     from training.debugger import provenance, signals
     from training.debugger import rung_reports as container_reports
 
@@ -231,18 +232,7 @@ def measure_cross_job(reports: int) -> list[CrossJobInvocation]:
         )
         import boto3
 
-        boto3.client("dynamodb").create_table(
-            TableName="bench-sweep-state",
-            KeySchema=[
-                {"AttributeName": rung_store.PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": rung_store.SORT_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": rung_store.PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": rung_store.SORT_KEY, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_sweep_table(boto3.client("dynamodb"), "bench-sweep-state")
         jobs = []
         for index in range(reports + 1):
             name = f"bench-{index:03d}"

@@ -17,11 +17,11 @@ from types import ModuleType
 import boto3
 import pytest
 
-from lambdas.launch_queued_jobs import items
 from tests.lambdas.launch_queued_jobs import sweeps
 from tests.support import moto_server
 from tests.support.sagemaker_fake import FakeSageMaker
 from tests.support.serialized_moto_server import running_serialized_moto_server
+from tests.support.sweep_table import create_sweep_table
 
 
 @pytest.fixture(scope="session")
@@ -41,18 +41,7 @@ def aws(serialized_moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def table(aws: str) -> str:
     """The sweep-state table, keyed as infra/sweep_state.py creates it (tests/infra keep the names equal)."""
-    boto3.client("dynamodb").create_table(
-        TableName=sweeps.TABLE,
-        KeySchema=[
-            {"AttributeName": items.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": items.SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": items.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": items.SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_sweep_table(boto3.client("dynamodb"), sweeps.TABLE)
     return sweeps.TABLE
 
 

@@ -20,6 +20,7 @@ from lambdas.stop_training_job import cross_job, decision, rung_store, sweep_set
 from tests.lambdas.stop_training_job import event_fixtures as fixtures
 from tests.lambdas.stop_training_job.conftest import OPT_IN_TAGS, TEST_MAX_ATTEMPTS, Notifications, StopLambda
 from tests.support.sagemaker_fake import FakeSageMaker, Fault
+from tests.support.sweep_table import create_sweep_table
 
 SERVICE = {"service": "stop-training-job"}
 TABLE = "autostop-sweep-state"
@@ -71,18 +72,7 @@ def dynamodb(notifications: Notifications) -> Any:
 @pytest.fixture
 def sweep_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """The sweep-state table as infra/sweep_state.py makes it, and the variable naming it."""
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": rung_store.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": rung_store.SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": rung_store.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": rung_store.SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_sweep_table(dynamodb, TABLE)
     monkeypatch.setenv("AUTOSTOP_SWEEP_TABLE", TABLE)
     return TABLE
 

@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from lambdas.stop_training_job import rung_store
+from tests.support.sweep_table import create_sweep_table
 from training.sweep.rung_store import SqliteRungStore
 
 TABLE = "autostop-sweeps"
@@ -22,18 +23,7 @@ TABLE = "autostop-sweeps"
 
 def dynamodb_store(tmp_path: Path) -> Any:
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": rung_store.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": rung_store.SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": rung_store.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": rung_store.SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_sweep_table(client, TABLE)
     return rung_store.DynamoDbRungStore(client, TABLE)
 
 

@@ -21,6 +21,7 @@ import pytest
 from lambdas.launch_queued_jobs import items
 from tests.lambdas.launch_queued_jobs.sweeps import end_event
 from tests.support.sagemaker_fake import FakeSageMaker, Fault
+from tests.support.sweep_table import create_sweep_table
 from tests.training.sweep.test_sagemaker_faults import JOBS, created, three_jobs, write_spec
 from training import cli
 from training.sweep.sagemaker import detach
@@ -34,18 +35,7 @@ RULES_PER_JOB = 4  # the example spec's rules: one per-job alarm each
 @pytest.fixture
 def fake_sagemaker(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """SageMaker is the fake; the sweep-state table exists on moto; the command runs in an empty folder."""
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": items.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": items.SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": items.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": items.SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_sweep_table(boto3.client("dynamodb"), TABLE)
     monkeypatch.chdir(tmp_path)
     with FakeSageMaker() as fake:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", fake.url)
