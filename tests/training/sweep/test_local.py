@@ -52,7 +52,7 @@ def tiny_spec(
             "validation_fraction": 0.25,
             "validation_interval": 10,
             "checkpoint_interval": 1000,
-            "deterministic": True,  # the good jobs' numbers do not change from run to run on one machine
+            "deterministic": "true",  # the good jobs' numbers do not change from run to run on one machine
         },
         "datasets": {"shapes": {"train": str(shards.path)}},
         "rules": [
