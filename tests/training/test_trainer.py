@@ -295,7 +295,7 @@ def test_the_debugger_records_and_judges_a_run_with_the_contrastive_term(
 
     from training.debugger import config, evaluator, layout, rules, signals, writer
 
-    # GIVEN a run with the term on, the writer saving losses and gradients every 5 steps, and the
+    # GIVEN a run with the term on, the writer saving losses every 5 steps and gradients every step, and the
     # sweep's rules at their defaults judging it as it runs
     shape = {"image_size": rendered_shards.image_size, "num_views": rendered_shards.num_views}
     model_trainer = trainer.build_trainer(
@@ -324,7 +324,7 @@ def test_the_debugger_records_and_judges_a_run_with_the_contrastive_term(
         "HookParameters": {"save_interval": "5"},
         "CollectionConfigurations": [
             *({"CollectionName": name} for name in ("losses", "metrics", "embeddings")),
-            {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "5"}},
+            {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "1"}},
         ],
     }
     hook = config.parse_debug_hook_config(document, source="test", out_dir=str(tmp_path / "tensors"))
@@ -364,11 +364,11 @@ def test_the_debugger_records_and_judges_a_run_with_the_contrastive_term(
             1.0 - logged[step]["ssim"] + 0.5 * logged[step]["contrastive"], rel=1e-5
         )
     assert loss.steps(mode=ModeKeys.EVAL)
-    # AND every weight's gradient is recorded, finite, at each saved step; the probe's embeddings too
+    # AND every weight's gradient is recorded, finite, at every step; the probe's embeddings are recorded
     gradient_names = trial.tensor_names(collection=config.GRADIENTS)
     assert len(gradient_names) == len(model_trainer.autoencoder.trainable_variables)
     for name in gradient_names:
-        assert trial.tensor(name).steps(mode=ModeKeys.TRAIN) == [5, 10, 15, 20]
+        assert len(trial.tensor(name).steps(mode=ModeKeys.TRAIN)) == 20
         assert np.isfinite(trial.tensor(name).value(20, mode=ModeKeys.TRAIN)).all()
     assert trial.tensor(layout.EMBEDDING_TENSOR).steps(mode=ModeKeys.TRAIN)
     # AND every rule, LatentClusterRule included, judged the run to the end without an error
