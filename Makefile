@@ -7,6 +7,13 @@ PYTHON_BOOTSTRAP ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_VERSION := 25.3
+# uv installs the pinned set in seconds where pip takes minutes (parallel downloads and unpacking); pip stays
+# in the environment for the Lambda bundling (`pip install --platform ...`).
+UV_VERSION := 0.9.5
+UV := $(VENV)/bin/uv
+# pytest workers (pytest-xdist): one per core; each test module runs whole on one worker, so its fixtures
+# are built once.
+PYTEST_WORKERS ?= auto
 # jsii (aws-cdk-lib's runtime) prints a large banner on Node 20; the pinned CLI works with it.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_DEPRECATED := quiet
@@ -26,9 +33,9 @@ help:
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION) uv==$(UV_VERSION)
+	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt -c constraints.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(VENV)/.installed
@@ -61,7 +68,7 @@ typecheck: venv
 	$(VENV)/bin/mypy infra lambdas app.py
 
 pytest: venv
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 # `cdk synth` runs app.py, which adds cdk-nag's AwsSolutions checks as a validation plugin:
 # any unacknowledged finding fails the synth.
@@ -81,7 +88,7 @@ demo: venv
 	$(PY) -m training.demo
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
-	$(PY) -m pip install --quiet -r requirements-bench.txt -c constraints.txt
+	$(UV) pip install --quiet --python $(PY) -r requirements-bench.txt -c constraints.txt
 	touch $@
 
 bench: venv $(VENV)/.bench-installed
