@@ -113,8 +113,12 @@ class AutoencoderTrainer(keras.Model):
         """(job seed, global step): each step's augmentations differ, and a resumed run draws the same."""
         return tf.stack([tf.constant(self.augmentation_seed, tf.int64), tf.cast(step, tf.int64)])
 
-    def step(self, views: tf.Tensor, record_gradients: bool = False) -> dict[str, tf.Tensor]:
-        """One optimizer step on a batch of views; ``record_gradients`` is a Python bool (two traces)."""
+    def step(self, views: tf.Tensor, record_gradients: bool | tf.Tensor = False) -> dict[str, tf.Tensor]:
+        """One optimizer step on a batch of views.
+
+        ``record_gradients`` may be a boolean tensor: the compiled step takes it as an input, so one trace
+        serves recording and plain steps (a second trace of this step costs seconds of every job's start-up).
+        """
         learning_rate = tf.convert_to_tensor(self.optimizer.learning_rate)
         seed = self._seed(self.optimizer.iterations)
         with tf.GradientTape() as tape:
@@ -123,20 +127,30 @@ class AutoencoderTrainer(keras.Model):
         variables = self.autoencoder.trainable_variables
         gradients = tape.gradient(logs["loss"], variables)
         self.optimizer.apply(gradients, variables)
-        if record_gradients:
-            for variable, gradient in zip(variables, gradients, strict=True):
-                self.gradients[variable.path].assign(gradient)
+        if self.gradients:
+
+            def record() -> tf.Tensor:
+                for variable, gradient in zip(variables, gradients, strict=True):
+                    self.gradients[variable.path].assign(gradient)
+                return tf.constant(True)
+
+            if isinstance(record_gradients, bool):
+                if record_gradients:
+                    record()
+            else:
+                tf.cond(record_gradients, record, lambda: tf.constant(False))
         logs["learning_rate"] = learning_rate
         return logs
 
     def compiled_step(self, *, record_gradients: bool) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
-        """The train step as a tf.function, traced once per trainer and recording mode."""
-        key = f"train/{record_gradients}"
+        """The train step as a tf.function, traced once per trainer (and once more if recording is enabled
+        after the first trace); whether this step records its gradients is an input, not a retrace."""
+        key = f"train/{bool(self.gradients)}"
         if key not in self._compiled:
-            self._compiled[key] = tf.function(
-                lambda views: self.step(views, record_gradients=record_gradients)
-            )
-        return self._compiled[key]
+            self._compiled[key] = tf.function(lambda views, record: self.step(views, record_gradients=record))
+        function = self._compiled[key]
+        flag = tf.constant(record_gradients)
+        return lambda views: function(views, flag)
 
     def compiled_test_step(self) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
         if "test" not in self._compiled:
