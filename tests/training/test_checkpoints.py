@@ -14,6 +14,9 @@ import tensorflow as tf
 
 from training import checkpoints
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 def _state(value: float) -> tuple[tf.Variable, tf.train.Checkpoint]:
     variable = tf.Variable(tf.fill([64, 64], value))

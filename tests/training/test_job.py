@@ -13,6 +13,9 @@ from tests.training import support
 from tests.training.conftest import RenderedShards
 from training import data, hparams, job
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 def test_a_truncated_shard_is_a_dataset_error_and_nothing_is_written(tmp_path: Path) -> None:
     # GIVEN a shard whose first record is fine and whose second was cut short (an interrupted upload);

@@ -27,6 +27,9 @@ from tests.training import support
 from tests.training.conftest import RenderedShards
 from training import callbacks, checkpoints, data, hparams, job, trainer
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Tiny but real: rendered 6-view 32x32 designs, the optimized preset with few filters.
 HYPERPARAMETERS = {

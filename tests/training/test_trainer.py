@@ -12,6 +12,9 @@ import tensorflow as tf
 from tests.training.conftest import RenderedShards
 from training import data, hparams, trainer
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 TINY = {"image_size": 16, "num_views": 2, "base_filters": 2, "bottleneck_width": 8, "embedding_size": 4}
 
 

@@ -16,6 +16,9 @@ from tests.training.analysis import trials
 from tests.training.analysis.conftest import TrainedModel, design_folder
 from training.analysis import cli
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="autostop")

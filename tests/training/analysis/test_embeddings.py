@@ -16,6 +16,9 @@ from tests.training import support
 from tests.training.analysis.conftest import TrainedModel, design_folder
 from training.analysis import embeddings
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def embedded(trained_model: TrainedModel) -> embeddings.EmbeddingSet:

@@ -20,6 +20,9 @@ from tests.training.debugger import support
 from training import hparams, trainer
 from training.debugger import config, evaluator, layout, rules, signals, writer
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 HYPERPARAMETERS: dict[str, Any] = {
     "image_size": 32,
     "num_views": 6,

@@ -38,6 +38,9 @@ from training.sweep import sagemaker as sagemaker_backend
 from training.sweep import spec as spec_module
 from training.sweep.sagemaker import faults, preflight
 
+# Real training (or many TensorFlow processes): a slow module, handed out first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 EXAMPLE_SPEC = Path(spec_module.__file__).parent / "specs" / "sagemaker-example.yaml"
 JOBS = ["vision-lr-001", "vision-lr-002", "vision-lr-003"]
 
