@@ -61,6 +61,9 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("SMDEBUG_LOG_LEVEL", "error")
+# smdebug re-reads an ended trial after a delay (1 s by default, for writers in other processes) on every read
+# that misses a step; the trials read here are complete, their jobs have ended.
+os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
 
 COMMAND = ".venv/bin/python -m bench false_stops"
 RULES = "LossNotDecreasing,VanishingGradient,ExplodingTensor,Overfit"

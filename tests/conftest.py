@@ -23,6 +23,14 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
 
 
+@pytest.fixture(autouse=True)
+def no_smdebug_end_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """smdebug re-reads an ended trial after 1 s (for writers in other processes) whenever a read misses a
+    step; the trials tests read are complete, so the delay would only slow them down (a test reading a
+    step that was never saved waited a second per tensor)."""
+    monkeypatch.setenv("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
+
+
 @pytest.fixture(scope="session")
 def moto_server_url() -> Iterator[str]:
     with moto_server.running_moto_server() as url:

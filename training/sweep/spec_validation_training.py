@@ -43,9 +43,13 @@ def _hyperparameter_names() -> tuple[str, ...]:
 
 
 def _check_hyperparameter_value(name: str, value: object, path: str, problems: Problems) -> None:
-    """Type and range of one value, with the training container's own parser and checks."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        problems.add(path, f"expected a string or a number, got {describe(value)}")
+    """Type and range of one value, with the training container's own parser and checks.
+
+    A YAML boolean (``deterministic: true``) is accepted and passed on as SageMaker would store it, the
+    string ``"true"``; given to a parameter that is not a switch, the container's parser names the problem.
+    """
+    if not isinstance(value, str | int | float):  # bool is an int
+        problems.add(path, f"expected a string, a number or a boolean, got {describe(value)}")
         return
     try:
         # The value with every other hyperparameter at its default; combinations are checked per job.

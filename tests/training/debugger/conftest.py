@@ -6,10 +6,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def no_smdebug_end_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    """smdebug re-reads an ended trial once more after 1 s (for writers in other processes); the trials in
-    these tests are complete when read, so the delay would only slow the tests down."""
-    monkeypatch.setenv("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
+def quiet_smdebug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """smdebug logs every trial it opens; the tests here open many."""
     monkeypatch.setenv("SMDEBUG_LOG_LEVEL", "warning")
 
 

@@ -273,3 +273,18 @@ def test_the_decision_settings_scope_the_sweep_by_its_job_prefix() -> None:
     assert config.job_prefix == "lr-sweep-"
     assert config.stopping_rules == frozenset({"ExplodingTensor"})
     assert config.dry_run is True
+
+
+def test_a_yaml_boolean_hyperparameter_is_passed_on_as_sagemaker_stores_it() -> None:
+    # GIVEN a spec whose fixed hyperparameters hold a YAML boolean for a switch
+    spec = spec_module.parse_spec(changed(hyperparameters__deterministic=True))
+
+    # THEN every job gets the string SageMaker would store, "true"
+    assert {job.hyperparameters["deterministic"] for job in spec.jobs()} == {"true"}
+
+
+def test_a_boolean_for_a_parameter_that_is_not_a_switch_is_refused_with_its_name() -> None:
+    # GIVEN a boolean where a number belongs
+    # THEN the container's own parser names the parameter
+    with pytest.raises(spec_module.SpecError, match=r"hyperparameters\.learning_rate: learning_rate"):
+        spec_module.parse_spec(changed(hyperparameters__learning_rate=True))
