@@ -13,6 +13,8 @@ PIP_VERSION := 25.3
 # would compile TensorFlow's ~1,800 modules again.
 UV_VERSION := 0.9.5
 UV := $(VENV)/bin/uv
+# The system's certificate store, as pip uses it: behind a TLS-inspecting proxy uv's built-in roots fail.
+export UV_NATIVE_TLS := 1
 # pytest workers (pytest-xdist): one per core; each test module runs whole on one worker, so its fixtures
 # are built once.
 PYTEST_WORKERS ?= auto
