@@ -1,8 +1,8 @@
 """``make demo``: a local sweep whose bad jobs stop themselves, from synthetic renders to the report.
 
-    python -m training.demo [--out runs/demo] [--no-baseline] [--no-live]
+    python -m training.demo [--out runs/demo] [--no-baseline] [--no-search] [--no-live]
 
-What it does, in the order it prints it (no AWS account, no Docker, about 5-8 minutes on 2 cores):
+What it does, in the order it prints it (no AWS account, no Docker, about 9 minutes on 2 cores):
 
 1. renders a small dataset of procedural designs (``autostop render``: meshes in several families, 6 views
    of 32x32 pixels each), and transforms the render batches into TFRecord shards with the same code as the
@@ -13,12 +13,15 @@ What it does, in the order it prints it (no AWS account, no Docker, about 5-8 mi
    stop Lambda's own decision code decides, and the job gets SIGTERM, checkpoints and exits;
 3. re-runs the stopped jobs without stopping, to measure what stopping them cost in the best model found
    (the regret; ``--no-baseline`` skips it);
-4. writes the report (markdown, JSON, plots) and says, in plain words, what happened and where to look.
+4. writes the report (markdown, JSON, plots) and says, in plain words, what happened;
+5. uses the best job's encoder as a similarity index, as a user would (``autostop embed``, ``evaluate``,
+   ``similar``, ``tsne``; ``--no-search`` skips it), and says where to look.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import textwrap
 import time
@@ -68,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip re-running the stopped jobs (no regret)"
+    )
+    parser.add_argument(
+        "--no-search", action="store_true", help="skip the similarity search with the best job's encoder"
     )
     parser.add_argument("--no-live", action="store_true", help="plain progress lines even on a terminal")
     return parser
@@ -154,7 +160,10 @@ def explain_results(
     spec: spec_module.SweepSpec,
     seconds: float,
     out: Path,
+    *,
+    closing: bool = True,
 ) -> None:
+    """Step 4 in words; ``closing`` adds where to look (``main`` says it after the search instead)."""
     from training.sweep import report
 
     totals = report.totals(record)
@@ -217,15 +226,64 @@ def explain_results(
             if totals.regret == 0
             else "stopping early picked a worse model, by the regret above.",
         )
+    if closing:
+        explain_where_to_look(files, seconds, out)
+
+
+def explain_where_to_look(
+    files: report.ReportFiles, seconds: float, out: Path, *, search: Path | None = None
+) -> None:
     say(f"\nThe demo took {seconds / 60:.1f} minutes.")
     say(f"Report:       {files.markdown}")
     say(f"Plots:        {', '.join(str(plot) for plot in files.plots)}")
     say(f"Job folders:  {out / 'jobs'}/<job>/ (job.log, rule-events.jsonl, tags.json, opt_ml/)")
     say(f"Status table: autostop sweep status {out}")
+    if search is not None:
+        say(f"Search:       {search}/ (embeddings/: the index; tsne/: picture, TensorBoard projector)")
     explain(
         "To run sweeps like this on SageMaker, deploy the stacks (README, Deploy) and run",
         "`autostop sweep run <spec> --backend sagemaker` (try --dry-run first: it needs no credentials).",
     )
+
+
+def search_by_shape(record: report.SweepRecord, shards: Path, out: Path) -> Path | None:
+    """Step 5: the best job's encoder as a similarity index, with the commands a user would run.
+
+    Returns the folder it wrote, or None when there is no best job with a saved model (an interrupted or
+    failed sweep): the demo then says so and ends without the search.
+    """
+    from training.sweep import report
+
+    heading(5, "Search by shape with the best job's encoder")
+    winner = report.totals(record).winner
+    model = out / "jobs" / winner / "opt_ml" / "model" if winner else None
+    if model is None or not model.is_dir():
+        explain("No job finished with a saved model, so there is no encoder to search with.")
+        return None
+    search = out / "search"
+    embeddings = search / "embeddings"
+    explain(
+        "The autoencoder is trained for its bottleneck: its encoder turns a design's views into one vector,",
+        f"and designs that look alike get vectors close together. {winner}'s encoder indexes every design:",
+    )
+    run_autostop(["embed", str(model), str(shards), "-o", str(embeddings)])
+    say()
+    explain(
+        "How well does it group designs? Each design queries all the others; precision@5 is the share of",
+        "its 5 nearest designs that are of its own family. (These designs include the ones the model",
+        "trained on: the demo's dataset is small. `python -m bench model_quality` measures designs and",
+        "families no model saw.)",
+    )
+    run_autostop(["evaluate", str(embeddings), "-k", "5"])
+    say()
+    index = json.loads((embeddings / "embeddings.json").read_text(encoding="utf-8"))
+    query = str(index["design_ids"][0])
+    explain(f"The designs most like {query}, as `autostop similar` finds them:")
+    run_autostop(["similar", str(embeddings), query, "-k", "5"])
+    say()
+    explain("A picture of the whole index (t-SNE, coloured by family):")
+    run_autostop(["tsne", str(embeddings), "-o", str(search / "tsne"), "--title", f"encoder of {winner}"])
+    return search
 
 
 def _params(params: dict[str, object]) -> str:
@@ -268,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         local.measure_baseline(spec, record, out / "baseline", progress=progress_module.PlainProgress())
         record.save(out)
     files = report.write_report(record, out)
-    explain_results(record, files, spec, time.monotonic() - started, out)
+    explain_results(record, files, spec, time.monotonic() - started, out, closing=False)
+    search = None if arguments.no_search or record.interrupted else search_by_shape(record, shards, out)
+    explain_where_to_look(files, time.monotonic() - started, out, search=search)
     return 130 if record.interrupted else 0
 
 
