@@ -10,7 +10,8 @@ Run: ``.venv/bin/python -m bench.sweep_savings`` (``python -m bench sweep_saving
    (``bench/_replay.py``) in several random launch orders with 4 jobs at a time, as a SageMaker sweep would
    run them: no termination; autostop's per-job rules; autostop's cross-job rule (ASHA, and the median
    rule) together with the per-job rules, at the defaults a ``cross_job: {policy: ...}`` section gets (and
-   ASHA with two defaults changed, to show what each is worth); Optuna's MedianPruner (its defaults, then
+   ASHA with one default changed at a time -- first rung, min_reports, reduction factor -- to show what
+   each is worth); Optuna's MedianPruner (its defaults, then
    2 and 1 start-up trials), HyperbandPruner and SuccessiveHalvingPruner (Optuna's implementation of
    asynchronous successive halving), and Syne Tune's ``ASHA`` scheduler (AWS's tuning library; ``make
    bench`` installs it from ``requirements-bench.txt``).
@@ -260,13 +261,23 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
         "autostop per-job rules": (_replay.NoStopping, True),
         "autostop cross-job ASHA + rules": (cross(cross_job.Policy.ASHA), True),
         "autostop cross-job median + rules": (cross(cross_job.Policy.MEDIAN), True),
-        # Two of autostop's defaults changed, to show what each is worth on the same curves.
+        # autostop's defaults changed one at a time, to show what each is worth on the same curves.
         "autostop cross-job ASHA + rules, first rung at 100 steps": (
             cross(cross_job.Policy.ASHA, grace_period=100),
             True,
         ),
         "autostop cross-job ASHA + rules, min_reports 2": (
             cross(cross_job.Policy.ASHA, min_reports=2),
+            True,
+        ),
+        # The reduction factor either side of the default 3 (4 is Optuna's SuccessiveHalvingPruner's): whether
+        # a more or less aggressive halving buys the savings that pruner reaches.
+        "autostop cross-job ASHA + rules, reduction factor 2": (
+            cross(cross_job.Policy.ASHA, reduction_factor=2),
+            True,
+        ),
+        "autostop cross-job ASHA + rules, reduction factor 4": (
+            cross(cross_job.Policy.ASHA, reduction_factor=4),
             True,
         ),
         "Optuna MedianPruner (defaults: 5 start-up trials)": (
