@@ -83,7 +83,10 @@ synth: venv node
 cfn-lint: synth
 	$(VENV)/bin/cfn-lint --format parseable cdk.out/*.template.json
 
-test: lint typecheck pytest cfn-lint
+# The checks run two at a time once the environments exist: mypy and the synth are single-threaded, so
+# beside pytest they use what its workers leave of the cores instead of adding minutes after it.
+test: venv node
+	$(MAKE) --no-print-directory --jobs=2 lint typecheck pytest cfn-lint
 	@echo "make test: all checks passed"
 
 # The main job, locally, no AWS account: render designs, transform them into shards, run a sweep whose bad
