@@ -233,6 +233,17 @@ def validation_interval(spec: spec_module.SweepSpec) -> int:
     return spec_schema.validation_interval(spec.hyperparameters)
 
 
+# One default of autostop's ASHA changed at a time: the label's end, and the change. The reduction factor
+# goes either side of the default 3 (4 is Optuna's SuccessiveHalvingPruner's): whether a more or less
+# aggressive halving buys the savings that pruner reaches.
+ASHA_CHANGES: tuple[tuple[str, dict[str, int]], ...] = (
+    ("first rung at 100 steps", {"grace_period": 100}),
+    ("min_reports 2", {"min_reports": 2}),
+    ("reduction factor 2", {"reduction_factor": 2}),
+    ("reduction factor 4", {"reduction_factor": 4}),
+)
+
+
 def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _replay.Policy], bool]]:
     """Every policy replayed at its defaults (module docstring); autostop's as a spec's section gets them.
 
@@ -262,24 +273,10 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
         "autostop cross-job ASHA + rules": (cross(cross_job.Policy.ASHA), True),
         "autostop cross-job median + rules": (cross(cross_job.Policy.MEDIAN), True),
         # autostop's defaults changed one at a time, to show what each is worth on the same curves.
-        "autostop cross-job ASHA + rules, first rung at 100 steps": (
-            cross(cross_job.Policy.ASHA, grace_period=100),
-            True,
-        ),
-        "autostop cross-job ASHA + rules, min_reports 2": (
-            cross(cross_job.Policy.ASHA, min_reports=2),
-            True,
-        ),
-        # The reduction factor either side of the default 3 (4 is Optuna's SuccessiveHalvingPruner's): whether
-        # a more or less aggressive halving buys the savings that pruner reaches.
-        "autostop cross-job ASHA + rules, reduction factor 2": (
-            cross(cross_job.Policy.ASHA, reduction_factor=2),
-            True,
-        ),
-        "autostop cross-job ASHA + rules, reduction factor 4": (
-            cross(cross_job.Policy.ASHA, reduction_factor=4),
-            True,
-        ),
+        **{
+            f"autostop cross-job ASHA + rules, {label}": (cross(cross_job.Policy.ASHA, **change), True)
+            for label, change in ASHA_CHANGES
+        },
         "Optuna MedianPruner (defaults: 5 start-up trials)": (
             pruner(lambda: optuna.pruners.MedianPruner()),
             False,

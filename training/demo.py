@@ -21,7 +21,6 @@ What it does, in the order it prints it (no AWS account, no Docker, about 9 minu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 import time
@@ -154,16 +153,8 @@ def explain_sweep(spec: spec_module.SweepSpec) -> None:
     say("")
 
 
-def explain_results(
-    record: report.SweepRecord,
-    files: report.ReportFiles,
-    spec: spec_module.SweepSpec,
-    seconds: float,
-    out: Path,
-    *,
-    closing: bool = True,
-) -> None:
-    """Step 4 in words; ``closing`` adds where to look (``main`` says it after the search instead)."""
+def explain_results(record: report.SweepRecord, spec: spec_module.SweepSpec) -> None:
+    """Step 4 in words (where to look comes last, after the search: ``explain_where_to_look``)."""
     from training.sweep import report
 
     totals = report.totals(record)
@@ -226,8 +217,6 @@ def explain_results(
             if totals.regret == 0
             else "stopping early picked a worse model, by the regret above.",
         )
-    if closing:
-        explain_where_to_look(files, seconds, out)
 
 
 def explain_where_to_look(
@@ -252,6 +241,7 @@ def search_by_shape(record: report.SweepRecord, shards: Path, out: Path) -> Path
     Returns the folder it wrote, or None when there is no best job with a saved model (an interrupted or
     failed sweep): the demo then says so and ends without the search.
     """
+    from training.analysis import embeddings as embeddings_module
     from training.sweep import report
 
     heading(5, "Search by shape with the best job's encoder")
@@ -276,8 +266,7 @@ def search_by_shape(record: report.SweepRecord, shards: Path, out: Path) -> Path
     )
     run_autostop(["evaluate", str(embeddings), "-k", "5"])
     say()
-    index = json.loads((embeddings / "embeddings.json").read_text(encoding="utf-8"))
-    query = str(index["design_ids"][0])
+    query = embeddings_module.EmbeddingSet.load(embeddings).design_ids[0]
     explain(f"The designs most like {query}, as `autostop similar` finds them:")
     run_autostop(["similar", str(embeddings), query, "-k", "5"])
     say()
@@ -326,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         local.measure_baseline(spec, record, out / "baseline", progress=progress_module.PlainProgress())
         record.save(out)
     files = report.write_report(record, out)
-    explain_results(record, files, spec, time.monotonic() - started, out, closing=False)
+    explain_results(record, spec)
     search = None if arguments.no_search or record.interrupted else search_by_shape(record, shards, out)
     explain_where_to_look(files, time.monotonic() - started, out, search=search)
     return 130 if record.interrupted else 0

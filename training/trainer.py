@@ -148,9 +148,11 @@ class AutoencoderTrainer(keras.Model):
         key = f"train/{bool(self.gradients)}"
         if key not in self._compiled:
             self._compiled[key] = tf.function(lambda views, record: self.step(views, record_gradients=record))
-        function = self._compiled[key]
-        flag = tf.constant(record_gradients)
-        return lambda views: function(views, flag)
+        bound = f"{key}/{record_gradients}"  # the flag made a tensor once, not at every step
+        if bound not in self._compiled:
+            function, flag = self._compiled[key], tf.constant(record_gradients)
+            self._compiled[bound] = lambda views: function(views, flag)
+        return self._compiled[bound]
 
     def compiled_test_step(self) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
         if "test" not in self._compiled:

@@ -26,7 +26,8 @@ def test_the_summary_says_what_was_stopped_why_and_what_it_saved(
     files = report.write_report(record, tmp_path)
     spec = spec_module.load_spec(demo.DEMO_SPEC)
     # WHEN the demo explains it
-    demo.explain_results(record, files, spec, seconds=300.0, out=tmp_path)
+    demo.explain_results(record, spec)
+    demo.explain_where_to_look(files, 300.0, tmp_path)
     text = " ".join(capsys.readouterr().out.split())
     # THEN each job's fate, the compute (estimated and measured), the best job, the regret and the paths
     assert (
