@@ -88,7 +88,8 @@ class NoStopping:
 
 
 class CrossJob:
-    """autostop's cross-job rule: the pure core, with an in-memory rung store (first report wins)."""
+    """autostop's cross-job rule: the pure core, with an in-memory rung store (first report wins): each
+    validation is judged where ``cross_job.rung_to_judge`` says, as the local runner and the container do."""
 
     def __init__(self, settings: cross_job.CrossJobSettings, sweep: str = "replay") -> None:
         self.settings = settings
@@ -100,7 +101,7 @@ class CrossJob:
         self._last_step[job] = 0
 
     def report(self, job: str, step: int, value: float) -> bool:
-        rung = cross_job.rung_reached(self.settings, self._last_step[job], step)
+        rung = cross_job.rung_to_judge(self.settings, self._last_step[job], step)
         self._last_step[job] = step
         if rung is None:
             return False

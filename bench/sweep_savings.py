@@ -235,8 +235,10 @@ def validation_interval(spec: spec_module.SweepSpec) -> int:
 
 # One default of autostop's ASHA changed at a time: the label's end, and the change. The reduction factor
 # goes either side of the default 3 (4 is Optuna's SuccessiveHalvingPruner's): whether a more or less
-# aggressive halving buys the savings that pruner reaches.
-ASHA_CHANGES: tuple[tuple[str, dict[str, int]], ...] = (
+# aggressive halving buys the savings that pruner reaches. "judged once per rung" is the stopping form
+# as Syne Tune and Ray Tune run it (a job judged on arrival only).
+ASHA_CHANGES: tuple[tuple[str, dict[str, int | bool]], ...] = (
+    ("judged once per rung (no rejudge)", {"rejudge": False}),
     ("first rung at 100 steps", {"grace_period": 100}),
     ("min_reports 2", {"min_reports": 2}),
     ("reduction factor 2", {"reduction_factor": 2}),
@@ -257,7 +259,7 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
     budget = spec.steps_per_job
     first_report = validation_interval(spec)
 
-    def cross(policy: cross_job.Policy, **changes: int) -> Callable[[], _replay.Policy]:
+    def cross(policy: cross_job.Policy, **changes: int | bool) -> Callable[[], _replay.Policy]:
         # What ``cross_job: {policy: ...}`` (and the changes) gives this spec, through the spec's own section.
         compared = spec.with_overrides(cross_job=spec_module.CrossJobSpec(policy=policy, **changes))
         settings = compared.cross_job_settings()

@@ -1,7 +1,8 @@
 """The decision for a cross-job rung report: record it or not, then stop the job or let it go on.
 
-A job of a sweep launched with ``cross_job`` reports its objective each time it reaches a rung (the training
-container, ``training/debugger/rung_reports.py``). The stop Lambda learns the job as it is now
+A job of a sweep launched with ``cross_job`` reports its objective each time it reaches a rung, and with
+``rejudge`` (the default) again at every later validation, naming the highest rung it has passed (the
+training container, ``training/debugger/rung_reports.py``). The stop Lambda learns the job as it is now
 (``DescribeTrainingJob``, ``ListTags``), then, with this module:
 
 1. ``screen(report, config)``: a job outside the job prefix is skipped before any AWS call.

@@ -11,11 +11,12 @@ which another version of ``cross_job`` might change), e.g.::
 
     {"sweep":"vision-lr","metric":"validation:loss","policy":"asha","goal":"minimize","max_steps":1000,
      "grace_period":null,"validation_interval":100,"reduction_factor":3.0,"rung_levels":[],
-     "min_reports":3,"keep_best":1,"dry_run":false,"rungs":[100,300,900]}
+     "min_reports":3,"keep_best":1,"rejudge":true,"dry_run":false,"rungs":[100,300,900]}
 
 A value missing a field, or naming one the settings do not have, is refused (launched by another version).
 
-``rungs`` is what the training container needs (it reports at these steps): the image does not ship
+``rungs`` and ``rejudge`` are what the training container needs (it reports at these steps, and with
+``rejudge`` at every validation after the first of them): the image does not ship
 ``cross_job``, so the launcher computes them, and ``decode`` refuses a value whose ``rungs`` are not the
 settings' own. Pure: ``json`` and the cross-job core only.
 """
@@ -39,7 +40,7 @@ from .vocabulary import (
 # Every field of the settings, by name: a field added to ``CrossJobSettings`` travels without a change here.
 SETTINGS_FIELDS = tuple(field.name for field in dataclasses.fields(cross_job.CrossJobSettings))
 # Fields whose value is not a whole number of steps or reports (those are checked here by their own rule).
-_OTHER_KINDS = frozenset({"policy", "goal", "reduction_factor", "rung_levels", "dry_run"})
+_OTHER_KINDS = frozenset({"policy", "goal", "reduction_factor", "rung_levels", "rejudge", "dry_run"})
 # Whole-number fields that may be null: their default is ``None`` (e.g. a first rung at the first validation).
 _NULLABLE = frozenset(
     field.name for field in dataclasses.fields(cross_job.CrossJobSettings) if field.default is None
@@ -137,8 +138,9 @@ def decode(value: object) -> SweepComparison:
     reduction_factor = document["reduction_factor"]
     if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int | float):
         problems.append("reduction_factor must be a number")
-    if not isinstance(document["dry_run"], bool):
-        problems.append("dry_run must be true or false")
+    for flag in ("rejudge", "dry_run"):
+        if not isinstance(document[flag], bool):
+            problems.append(f"{flag} must be true or false")
     numbers: dict[str, int | None] = {}
     for name in SETTINGS_FIELDS:
         if name in _OTHER_KINDS:
@@ -157,6 +159,7 @@ def decode(value: object) -> SweepComparison:
             goal=goal,
             reduction_factor=float(reduction_factor),
             rung_levels=rung_levels,
+            rejudge=document["rejudge"],
             dry_run=document["dry_run"],
             **numbers,  # type: ignore[arg-type]
         )

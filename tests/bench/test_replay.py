@@ -114,15 +114,29 @@ def test_cross_job_rungs_start_at_the_jobs_first_validation() -> None:
     assert result.regret == 0
 
 
-def test_asha_judges_a_job_only_when_it_arrives_at_a_rung() -> None:
+def test_without_rejudge_asha_judges_a_job_only_when_it_arrives_at_a_rung() -> None:
     # GIVEN the same jobs launched worst first: each arrives at a rung before every better job
+    jobs = [linear_job(f"j{index}", index / 10) for index in range(1, 7)]
+    settings = cross_job.CrossJobSettings(
+        policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=BUDGET, min_reports=3, rejudge=False
+    )
+    result = run(jobs, _replay.CrossJob(settings), parallel=6)
+    # THEN nothing is stopped: judged on arrival only, a job is never compared with later arrivals
+    assert result.stopped == 0
+
+
+def test_with_rejudge_the_early_arrivals_are_judged_again_as_better_jobs_fill_the_rung() -> None:
+    # GIVEN the same jobs, worst first, with the default rejudge
     jobs = [linear_job(f"j{index}", index / 10) for index in range(1, 7)]
     settings = cross_job.CrossJobSettings(
         policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=BUDGET, min_reports=3
     )
     result = run(jobs, _replay.CrossJob(settings), parallel=6)
-    # THEN nothing is stopped: asynchronous successive halving never judges a job against later arrivals
-    assert result.stopped == 0
+    # THEN the worse four stop at a later validation, once the better jobs have reported at the rung they
+    # passed first; the best two run their budget
+    assert [outcome.stopped_at is not None for outcome in result.outcomes] == [True] * 4 + [False] * 2
+    assert result.winner == "j6"
+    assert result.regret == 0
 
 
 def test_optuna_median_pruner_is_told_each_validation_and_prunes() -> None:

@@ -5,7 +5,9 @@ metric lines reach CloudWatch late and unsigned). A sweep launched with a ``cros
 job the hyperparameter ``autostop_cross_job`` (the comparison's settings, its objective metric and its
 rungs). Each validation the job runs, ``RungReporter`` checks whether the job passed a rung since the last
 one (the highest rung passed, exactly as ``cross_job.rung_reached`` and the local runner count: the first
-validation at or after a rung reports it), and if so sends one event (docs/events.md section 4):
+validation at or after a rung reports it), and if so sends one event (docs/events.md section 4); with
+``rejudge`` (the comparison's default) every later validation reports the highest rung passed again, so the
+Lambda judges the job again as that rung fills up (``cross_job.rung_to_judge``):
 
     detail: TrainingJobName, TrainingJobArn, Step, Rung, ObjectiveMetric, Objective, Provenance
 
@@ -16,9 +18,9 @@ Lambda records the report in the sweep's table, judges the job against its sibli
 stop it through the same path as a rule's stop.
 
 The settings' other fields (policy, reduction factor, ...) are the Lambda's business: the container needs
-the metric and the rungs only, and the image does not ship ``lambdas/`` (``contract``), so the launcher
-writes the rungs out. Delivery is ``signals.EventBridgeSink``'s (its own thread, retries, never raising
-into training).
+the metric, the rungs and ``rejudge`` only, and the image does not ship ``lambdas/`` (``contract``), so the
+launcher writes the rungs out. Delivery is ``signals.EventBridgeSink``'s (its own thread, retries, never
+raising into training).
 """
 
 from __future__ import annotations
@@ -48,10 +50,12 @@ def _print_line(line: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class CrossJobReporting:
-    """What the container needs of the sweep's comparison: the objective's metric and the rungs."""
+    """What the container needs of the sweep's comparison: the objective's metric, the rungs, and whether
+    to report again at every validation after a rung (``rejudge``)."""
 
     metric: str
     rungs: tuple[int, ...]
+    rejudge: bool = False
 
     def __post_init__(self) -> None:
         name = self.metric.removeprefix(OBJECTIVE_METRIC_PREFIX)
@@ -62,6 +66,8 @@ class CrossJobReporting:
             raise CrossJobConfigError(f"rungs must be at most {MAX_RUNGS} increasing step counts")
         if any(isinstance(rung, bool) or not isinstance(rung, int) or rung < 1 for rung in self.rungs):
             raise CrossJobConfigError("rungs must be positive step counts")
+        if not isinstance(self.rejudge, bool):
+            raise CrossJobConfigError("rejudge must be true or false")
 
     @property
     def value_name(self) -> str:
@@ -83,7 +89,8 @@ def parse_reporting(value: object, origin: str) -> CrossJobReporting:
     if not isinstance(metric, str) or not isinstance(rungs, list):
         raise CrossJobConfigError(f"{origin}: needs metric (a string) and rungs (a list of step counts)")
     try:
-        return CrossJobReporting(metric=metric, rungs=tuple(rungs))
+        # Absent: a launcher from before rejudge, whose Lambda judged each rung once.
+        return CrossJobReporting(metric=metric, rungs=tuple(rungs), rejudge=document.get("rejudge", False))
     except CrossJobConfigError as error:
         raise CrossJobConfigError(f"{origin}: {error}") from None
 
@@ -106,6 +113,15 @@ def rung_reached(rungs: Sequence[int], previous_step: int, step: int) -> int | N
     """The highest rung passed moving from ``previous_step`` to ``step`` (exclusive, inclusive): the Lambda's
     ``cross_job.rung_reached`` for the rungs its settings give (tests keep the two equal)."""
     passed = [level for level in rungs if previous_step < level <= step]
+    return passed[-1] if passed else None
+
+
+def rung_to_report(reporting: CrossJobReporting, previous_step: int, step: int) -> int | None:
+    """The rung a validation at ``step`` reports: the Lambda's ``cross_job.rung_to_judge`` (tests keep the
+    two equal)."""
+    if not reporting.rejudge:
+        return rung_reached(reporting.rungs, previous_step, step)
+    passed = [level for level in reporting.rungs if level <= step]
     return passed[-1] if passed else None
 
 
@@ -229,9 +245,9 @@ class RungReporter:
         self.reports: list[RungReport] = []
 
     def validated(self, step: int, values: Mapping[str, float]) -> RungReport | None:
-        """Report the highest rung passed since the last validation, if any (``None``: no rung passed)."""
+        """Report the rung this validation is judged at, if any (``None``: no rung to report)."""
         try:
-            rung = rung_reached(self.reporting.rungs, self.last_step, step)
+            rung = rung_to_report(self.reporting, self.last_step, step)
             self.last_step = max(self.last_step, step)
             if rung is None:
                 return None

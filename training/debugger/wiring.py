@@ -168,7 +168,9 @@ def build_callbacks(
         reporter = rung_reports.RungReporter(settings.cross_job, job=settings.job, sender=sender, log=log)
         callbacks.append(rung_callback.RungReportCallback(reporter))
         rungs = ", ".join(str(rung) for rung in settings.cross_job.rungs) or "none (the budget ends first)"
-        log(f"cross-job: reporting {settings.cross_job.metric} at rungs {rungs}")
+        rejudged = settings.cross_job.rejudge and settings.cross_job.rungs
+        again = ", then again at every validation" if rejudged else ""
+        log(f"cross-job: reporting {settings.cross_job.metric} at rungs {rungs}{again}")
     return callbacks
 
 

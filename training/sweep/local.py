@@ -216,6 +216,7 @@ class LocalJob:
     ended_step: int | None = None
     error_line: str | None = None
     last_rung_step: int = 0  # the latest validation step the cross-job comparison has seen
+    would_stop_at_rung: int | None = None  # a dry run's cross-job stop, said at this rung
     stopped_by_sweep: bool = False  # a rule's decision or the cross-job comparison stopped it
 
     @property
@@ -579,7 +580,8 @@ class LocalSweep:
         self.rung_store = SqliteRungStore(rungs)
 
     def _judge_across_jobs(self, job: LocalJob, step: int, values: Mapping[str, float]) -> None:
-        """At the first validation at or after a rung: record the objective there and judge the job."""
+        """At a validation at or after a rung: record the objective there (first report wins) and judge the
+        job; once per rung, or at every later validation too (``rejudge``, ``cross_job.rung_to_judge``)."""
         settings = self.cross_job
         if (
             settings is None
@@ -588,7 +590,7 @@ class LocalSweep:
             or job.stop_signalled_at is not None
         ):
             return
-        rung = cross_job.rung_reached(settings, job.last_rung_step, step)
+        rung = cross_job.rung_to_judge(settings, job.last_rung_step, step)
         job.last_rung_step = max(job.last_rung_step, step)
         if rung is None:
             return
@@ -601,7 +603,9 @@ class LocalSweep:
         if not judged.stops:
             return
         if settings.dry_run or self.config.dry_run:
-            self.progress.event(f"{job.name}: {judged.reason} at rung {rung}; would stop (not stopping)")
+            if job.would_stop_at_rung != rung:  # said once per rung, not at every validation judged there
+                job.would_stop_at_rung = rung
+                self.progress.event(f"{job.name}: {judged.reason} at rung {rung}; would stop (not stopping)")
             return
         self._signal_stop(
             job,

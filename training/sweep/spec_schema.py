@@ -191,6 +191,7 @@ class CrossJobSpec:
           rung_levels: [100, 400] # optional: explicit rungs instead of the geometric series
           min_reports: 3          # no judgement at a rung until this many jobs reported there
           keep_best: 1            # the best k at a rung are never stopped
+          rejudge: true           # judged again at each later validation, against the rung as it fills up
           dry_run: false          # log what would be stopped, stop nothing
 
     The objective and its direction are the spec's ``objective``; a rung is judged on the validation value
@@ -205,6 +206,7 @@ class CrossJobSpec:
     rung_levels: tuple[int, ...] = ()
     min_reports: int = cross_job.DEFAULT_MIN_REPORTS
     keep_best: int = cross_job.DEFAULT_KEEP_BEST
+    rejudge: bool = cross_job.DEFAULT_REJUDGE
     dry_run: bool = False
 
     def settings(
@@ -220,6 +222,7 @@ class CrossJobSpec:
             rung_levels=self.rung_levels,
             min_reports=self.min_reports,
             keep_best=self.keep_best,
+            rejudge=self.rejudge,
             dry_run=self.dry_run,
         )
 

@@ -29,6 +29,7 @@ CROSS_JOB_KEYS = (
     "rung_levels",
     "min_reports",
     "keep_best",
+    "rejudge",
     "dry_run",
 )
 
@@ -218,8 +219,9 @@ def parse_cross_job(value: object, problems: Problems) -> CrossJobSpec | None:
                 for index, level in enumerate(levels)
             ]
             options["rung_levels"] = tuple(level for level in checked if level is not None)
-    if "dry_run" in mapping:
-        options["dry_run"] = problems.boolean(mapping["dry_run"], "cross_job.dry_run")
+    for key in ("rejudge", "dry_run"):
+        if key in mapping:
+            options[key] = problems.boolean(mapping[key], f"cross_job.{key}")
     if len(problems.items) > before:
         return None
     section = CrossJobSpec(**options)

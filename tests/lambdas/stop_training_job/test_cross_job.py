@@ -73,6 +73,25 @@ def test_a_step_jump_reports_the_highest_rung_it_passed() -> None:
     assert cross_job.rung_reached(settings(), 99, 100) == 100
 
 
+def test_with_rejudge_every_validation_from_the_first_rung_is_judged_at_the_highest_rung_passed() -> None:
+    # GIVEN rungs at 100, 300, 900, judged again as they fill up (the default)
+    assert cross_job.DEFAULT_REJUDGE is True
+    # WHEN a job validates before, at and between its rungs
+    # THEN nothing before the first rung; from there on, the highest rung at or below the step
+    assert cross_job.rung_to_judge(settings(), 0, 50) is None
+    assert cross_job.rung_to_judge(settings(), 50, 100) == 100
+    assert cross_job.rung_to_judge(settings(), 100, 150) == 100
+    assert cross_job.rung_to_judge(settings(), 250, 350) == 300
+    assert cross_job.rung_to_judge(settings(), 900, 950) == 900
+    # AND without rejudge only the validation that passes a rung is judged, once
+    once = settings(rejudge=False)
+    assert [cross_job.rung_to_judge(once, *steps) for steps in ((50, 100), (100, 150), (250, 350))] == [
+        100,
+        None,
+        300,
+    ]
+
+
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
@@ -81,6 +100,7 @@ def test_a_step_jump_reports_the_highest_rung_it_passed() -> None:
         ({"min_reports": 1}, "min_reports"),
         ({"keep_best": 0}, "keep_best"),
         ({"grace_period": 0}, "grace_period"),
+        ({"rejudge": "yes"}, "rejudge must be true or false"),
         ({"grace_period": None, "validation_interval": 0}, "validation_interval"),
     ],
 )

@@ -196,6 +196,30 @@ def test_a_second_report_of_a_job_at_a_rung_never_replaces_its_first(
     assert recorded(dynamodb) == {rung_item(JOBS[2]): "0.9"}
 
 
+@pytest.mark.usefixtures("sweep_table", "sweep_jobs")
+def test_a_job_first_at_a_rung_is_judged_again_at_its_next_report_once_the_rung_has_filled(
+    stop_lambda: StopLambda, sagemaker: FakeSageMaker, dynamodb: Any
+) -> None:
+    # GIVEN the worst job first at rung 300 (alone: too few reports, it goes on), then the two better ones
+    first = stop_lambda.invoke(report(JOBS[2], "0.9"))
+    assert (first["action"], first["reason"], first["reported"]) == ("skip", "cross_job_continue", 1)
+    for job_name, objective in ((JOBS[0], "0.1"), (JOBS[1], "0.2")):
+        stop_lambda.invoke(report(job_name, objective))
+    assert stop_calls(sagemaker) == []
+    # WHEN its next validation reports rung 300 again (the container's rejudge), with a better loss by then
+    again = stop_lambda.invoke(report(JOBS[2], "0.3", step=350))
+    # THEN it is judged on its own first report there (0.9), against the rung as it stands now, and stopped
+    assert (again["action"], again["reason"], again["step"], again["reported"]) == (
+        "stop",
+        "worse_than_peers",
+        350,
+        3,
+    )
+    assert again["detail"] == STOP_DETAIL
+    assert stop_calls(sagemaker) == [JOBS[2]]
+    assert recorded(dynamodb)[rung_item(JOBS[2])] == "0.9"
+
+
 # --- reports that must never stop a job nor write the table ---
 
 

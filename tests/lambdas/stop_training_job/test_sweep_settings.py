@@ -78,6 +78,7 @@ def test_explicit_rung_levels_round_trip() -> None:
         ({"keep_best": True}, "keep_best must be an integer"),
         ({"reduction_factor": "3"}, "reduction_factor must be a number"),
         ({"dry_run": "false"}, "dry_run must be true or false"),
+        ({"rejudge": 1}, "rejudge must be true or false"),
         ({"rung_levels": [100, "400"]}, "rung_levels must be a list of integers"),
         ({"min_reports": 1}, "min_reports must be >= 2"),
         ({"sweep": "no spaces"}, "is not a sweep name"),

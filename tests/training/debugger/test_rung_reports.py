@@ -4,6 +4,7 @@ subprocess, TensorFlow, moto's EventBridge over HTTP) to the stop Lambda's admis
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -67,9 +68,10 @@ def test_the_containers_names_are_the_lambdas() -> None:
     max_steps=st.integers(min_value=2, max_value=20_000),
     previous=st.integers(min_value=0, max_value=20_000),
     advance=st.integers(min_value=0, max_value=5_000),
+    rejudge=st.booleans(),
 )
 def test_the_container_counts_rungs_exactly_as_the_cross_job_core(
-    grace_period: int, reduction_factor: float, max_steps: int, previous: int, advance: int
+    grace_period: int, reduction_factor: float, max_steps: int, previous: int, advance: int, rejudge: bool
 ) -> None:
     # GIVEN any settings the launcher may write, and a job moving from one validation to the next
     settings_ = cross_job.CrossJobSettings(
@@ -78,14 +80,28 @@ def test_the_container_counts_rungs_exactly_as_the_cross_job_core(
         max_steps=max_steps,
         grace_period=grace_period,
         reduction_factor=reduction_factor,
+        rejudge=rejudge,
     )
     comparison = sweep_settings.SweepComparison(sweep="s", metric="validation:loss", settings=settings_)
     # WHEN the container reads the launcher's value  THEN it reports at exactly the core's rungs
     reporting = container_reports.parse_reporting(sweep_settings.encode(comparison), "test")
+    assert reporting.rejudge is rejudge
     step = previous + advance
     assert container_reports.rung_reached(reporting.rungs, previous, step) == cross_job.rung_reached(
         settings_, previous, step
     )
+    assert container_reports.rung_to_report(reporting, previous, step) == cross_job.rung_to_judge(
+        settings_, previous, step
+    )
+
+
+def test_a_value_from_a_launcher_before_rejudge_reports_each_rung_once() -> None:
+    # GIVEN the hyperparameter as a launcher wrote it before the rejudge field existed
+    reporting = container_reports.parse_reporting('{"metric":"validation:loss","rungs":[100,300]}', "old")
+    # THEN the container reports each rung once, as that launcher's Lambda judged
+    assert reporting.rejudge is False
+    with pytest.raises(container_reports.CrossJobConfigError, match="rejudge must be true or false"):
+        container_reports.parse_reporting('{"metric":"validation:loss","rungs":[100],"rejudge":1}', "bad")
 
 
 @pytest.mark.parametrize(
@@ -132,6 +148,29 @@ def test_each_rung_is_reported_once_at_the_first_validation_at_or_after_it() -> 
         (900, 1000, "0.1"),
     ]
     assert all(detail["ObjectiveMetric"] == "validation:loss" for detail in details)
+
+
+def test_with_rejudge_every_validation_after_the_first_rung_reports_the_highest_rung_passed() -> None:
+    # GIVEN a comparison that judges jobs again as their rung fills up
+    sent = SentEntries()
+    rung_reporter = container_reports.RungReporter(
+        dataclasses.replace(REPORTING, rejudge=True),
+        job=support.JOB,
+        sender=sent,
+        clock=support.fixed_clock,
+        log=lambda _: None,
+    )
+    # WHEN the job validates before, at and after its rungs
+    for step, loss in ((50, 0.9), (100, 0.5), (150, 0.45), (350, 0.3), (400, 0.25)):
+        rung_reporter.validated(step, {"loss": loss})
+    # THEN nothing before the first rung; after it, each validation reports the highest rung it has passed
+    details = [json.loads(entry["Detail"]) for entry in sent.entries]
+    assert [(detail["Rung"], detail["Step"]) for detail in details] == [
+        (100, 100),
+        (100, 150),
+        (300, 350),
+        (300, 400),
+    ]
 
 
 def test_a_diverged_validation_is_reported_as_nan_which_ranks_last() -> None:
@@ -183,7 +222,8 @@ def launcher_value(max_steps: int = 1000) -> str:
 def test_the_comparison_comes_from_sagemakers_hyperparameters_file(tmp_path: Path) -> None:
     # GIVEN the launcher's value, JSON-quoted once more as the SageMaker Python SDK's estimators do
     environ = write_hyperparameters(tmp_path, {"autostop_cross_job": json.dumps(launcher_value())})
-    assert container_reports.reporting_from(environ) == REPORTING
+    # THEN the container reports the metric at the rungs, again at each validation (the default rejudge)
+    assert container_reports.reporting_from(environ) == dataclasses.replace(REPORTING, rejudge=True)
 
 
 def test_a_job_launched_without_the_comparison_reports_nothing(tmp_path: Path) -> None:
@@ -356,10 +396,16 @@ def test_a_real_training_run_reports_each_rung_signed_and_admitted(
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    # THEN it reported rung 16 at step 16 and rung 32 at step 32 (its validations at those steps), with the
-    # validation loss it printed there
-    events = sorted(received(sqs, queue_url), key=lambda event: int(event["detail"]["Rung"]))
-    assert [(event["detail"]["Rung"], event["detail"]["Step"]) for event in events] == [(16, 16), (32, 32)]
+    # THEN it reported rung 16 at step 16 and rung 32 at step 32 (its validations at those steps), then rung
+    # 32 again at its last validation (the comparison's default rejudge), each with the loss printed there
+    events = sorted(
+        received(sqs, queue_url), key=lambda event: (int(event["detail"]["Rung"]), event["detail"]["Step"])
+    )
+    assert [(event["detail"]["Rung"], event["detail"]["Step"]) for event in events] == [
+        (16, 16),
+        (32, 32),
+        (32, 48),
+    ]
     printed = {
         int(line.split()[0].removeprefix("step=")): line.split("val_loss=")[1].split()[0]
         for line in completed.stdout.splitlines()
@@ -369,7 +415,10 @@ def test_a_real_training_run_reports_each_rung_signed_and_admitted(
         assert float(event["detail"]["Objective"]) == pytest.approx(
             float(printed[event["detail"]["Step"]]), rel=1e-4
         )
-    assert "cross-job: reporting validation:loss at rungs 16, 32" in completed.stdout
+    assert (
+        "cross-job: reporting validation:loss at rungs 16, 32, then again at every validation"
+        in completed.stdout
+    )
     # AND the stop Lambda's core admits every report with the job's key and its launch comparison
     description = {
         "TrainingJobName": support.JOB_NAME,

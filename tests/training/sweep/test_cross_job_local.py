@@ -91,6 +91,7 @@ def test_without_a_grace_period_the_first_rung_is_the_jobs_first_validation() ->
     assert settings is not None
     assert settings.rungs() == (40, 120, 360)
     assert (settings.reduction_factor, settings.min_reports, settings.keep_best) == (3.0, 3, 1)
+    assert settings.rejudge is True
     # AND without a validation interval, at the training container's own default (it validates every 100)
     del section["hyperparameters"]
     unset = spec_module.parse_spec(section).cross_job_settings()
@@ -107,6 +108,7 @@ def test_without_a_grace_period_the_first_rung_is_the_jobs_first_validation() ->
         ({"policy": "hyperband"}, "cross_job.policy"),
         ({"reduction_factor": 1}, "reduction_factor must be >= 2"),
         ({"min_reports": "3"}, "cross_job.min_reports"),
+        ({"rejudge": "no"}, "cross_job.rejudge"),
         ({"patience": 3}, "cross_job.patience: unknown key"),
     ],
 )
@@ -136,17 +138,43 @@ def test_a_job_worse_than_its_sibling_at_a_rung_is_stopped_and_tagged(sweep: loc
     assert better.process.poll() is None  # type: ignore[union-attr]
 
 
-def test_the_better_arrival_goes_on_and_a_later_validation_is_not_judged_twice(
+def test_a_job_that_passed_a_rung_early_is_judged_again_as_the_rung_fills_up(
     sweep: local.LocalSweep,
 ) -> None:
+    # GIVEN a job first at rung 50 (alone there: 1 of the 2 reports needed, not judged)
     worse, better = start(sweep, 0), start(sweep, 1)
     validate(sweep, worse, 50, 0.20)
+    # WHEN a better job reaches the rung, then the first job validates again before the next rung
     validate(sweep, better, 50, 0.40)
-    validate(sweep, better, 100, 0.10)  # no rung between 50 and 100: nothing recorded, nothing judged
-    assert better.stop_signalled_at is None
     assert worse.stop_signalled_at is None
+    validate(sweep, worse, 100, 0.45)
+    # THEN it is judged again at rung 50 on the value it recorded there (0.20, not 0.45) and stopped
+    worse.process.wait(timeout=10)  # type: ignore[union-attr]
+    assert (worse.record.stopped_by_rule, worse.record.rule_step) == (local.CROSS_JOB_RULE, 100)
+    assert sweep.rung_store is not None
+    assert sweep.rung_store.at_rung(sweep="compare", rung=50) == {worse.name: 0.20, better.name: 0.40}
     verdicts = [entry["action"] for entry in sweep.decisions if entry.get("rule") == local.CROSS_JOB_RULE]
-    assert verdicts == ["continue", "continue"]
+    assert verdicts == ["continue", "continue", "stop"]
+
+
+def test_without_rejudge_a_job_is_judged_once_per_rung(tmp_path: Path) -> None:
+    # GIVEN the same sweep judging each rung once
+    runner = local.LocalSweep(spec_module.parse_spec(document(rejudge=False)), tmp_path / "sweep")
+    runner.directory.mkdir(parents=True)
+    runner._open_rung_store()
+    try:
+        worse, better = start(runner, 0), start(runner, 1)
+        validate(runner, worse, 50, 0.20)
+        validate(runner, better, 50, 0.40)
+        validate(runner, worse, 100, 0.45)  # no rung between 50 and 100: nothing recorded, nothing judged
+        # THEN the early arrival goes on: judged on arrival only, when the rung held its report alone
+        assert worse.stop_signalled_at is None
+        judged = [entry for entry in runner.decisions if entry.get("rule") == local.CROSS_JOB_RULE]
+        assert [entry["action"] for entry in judged] == ["continue", "continue"]
+    finally:
+        for job in runner.jobs.values():
+            job.process.kill()  # type: ignore[union-attr]
+            job.process.wait()  # type: ignore[union-attr]
 
 
 def test_a_dry_run_judges_but_stops_nothing(tmp_path: Path) -> None:
@@ -157,8 +185,9 @@ def test_a_dry_run_judges_but_stops_nothing(tmp_path: Path) -> None:
         better, worse = start(runner, 0), start(runner, 1)
         validate(runner, better, 50, 0.40)
         validate(runner, worse, 50, 0.20)
+        validate(runner, worse, 100, 0.25)  # judged again at rung 50: still a stop, not said twice
         assert worse.stop_signalled_at is None
-        assert [entry["action"] for entry in runner.decisions] == ["continue", "stop"]
+        assert [entry["action"] for entry in runner.decisions] == ["continue", "stop", "stop"]
     finally:
         for job in runner.jobs.values():
             job.process.kill()  # type: ignore[union-attr]
