@@ -340,7 +340,7 @@ class Summary:
 
 HEADER = [
     "| policy | compute saved (median) | saved (range) | regret (median) | regret (max) "
-    "| orders with regret 0 "
+    "| replays with regret 0 "
     "| jobs stopped (median) |",
     "|---|---:|---:|---:|---:|---:|---:|",
 ]
@@ -386,3 +386,16 @@ def compare(
             )
         )
     return summaries
+
+
+def pooled(summaries: Sequence[Summary]) -> Summary:
+    """One policy's replays on several recordings as one summary (same label): the spread is over all."""
+    labels = {summary.label for summary in summaries}
+    if len(labels) != 1:
+        raise ValueError(f"pooling summaries of different policies: {sorted(labels)}")
+    return Summary(
+        summaries[0].label,
+        tuple(value for summary in summaries for value in summary.saved),
+        tuple(value for summary in summaries for value in summary.regret),
+        tuple(value for summary in summaries for value in summary.stopped),
+    )

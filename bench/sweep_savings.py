@@ -31,9 +31,13 @@ Compute is job-seconds (each job's process time, start-up included); regret is t
 final validation SSIM minus the winner's (the best among jobs that ran their whole budget): 0 means
 stopping lost nothing. Every policy is replayed on the same recording, so the comparison between policies
 does not depend on how loaded the machine was while it recorded; the absolute seconds (and so each
-policy's share saved) do. A recording is kept in ``runs/bench/sweep_savings/`` (git-ignored) and reused
-while its spec is unchanged: recording trains every job (tens of minutes on 2 cores), replaying takes
-seconds; ``--record`` records afresh (after a change to the training code, say).
+policy's share saved) do. Recording trains every job (tens of minutes on 2 cores), replaying takes seconds,
+so the recordings the documented figures come from are committed (``bench/recordings/sweep_savings/``: each
+sweep's record and the step at which each per-job rule would have fired, evaluated when it was recorded) and
+replayed while their spec is unchanged: a fresh clone reproduces ``docs/benchmarks.md``'s tables exactly,
+without training. The trials themselves are kept in ``runs/bench/sweep_savings/`` (git-ignored) by the
+machine that recorded them. ``--record`` records afresh (after a change to the training or rule code, say)
+and rewrites the committed copies.
 """
 
 from __future__ import annotations
@@ -66,11 +70,19 @@ SPECS = Path(spec_module.__file__).parent / "specs"
 # The recorded sweeps (renders, each job's output, records.json) are kept here between runs (``runs/`` is
 # git-ignored): recording takes tens of minutes of training, replaying seconds. ``--record`` records afresh.
 CURVES = REPOSITORY / "runs" / "bench" / "sweep_savings"
+# The recordings the documented figures come from, committed (module docstring): a fresh clone replays them.
+RECORDINGS = REPOSITORY / "bench" / "recordings" / "sweep_savings"
 RECIPE_FILE = "recipe.json"
 # Spec sections a run without stopping does not depend on (the per-job rules are kept: they are evaluated
 # afterwards on each job's recorded trial, which holds what the debugger section and the rules had saved).
 NOT_IN_A_FULL_RUN = ("stopping", "cross_job", "description", "tags")
 REALISTIC = SPECS / "realistic.yaml"
+# The realistic sweep is recorded once per training seed (the first is the spec's own). One recording is one
+# draw of every job's learning curve: which configuration starts slowly and which overtakes whom changes
+# from draw to draw (the jobs do not ask for TensorFlow's deterministic kernels, so even a re-run of one seed
+# is another draw), and a policy that keeps the best job on one draw can lose it on another. Every policy is
+# replayed on every recording, in the same launch orders.
+REALISTIC_SEEDS = (11, 12, 13)
 PATHOLOGICAL = SPECS / "demo.yaml"
 VIEWS = 6
 IMAGE_SIZE = 32
@@ -157,16 +169,14 @@ def recording_recipe(document: Mapping[str, object], *, stop_jobs: bool) -> str:
 
 
 def recorded_sweep(
-    spec: spec_module.SweepSpec, spec_path: Path, directory: Path, *, stop_jobs: bool, reuse: bool = True
+    spec: spec_module.SweepSpec, wanted: str, directory: Path, *, stop_jobs: bool, reuse: bool = True
 ) -> report.SweepRecord:
-    """Run the sweep into ``directory``, or load the finished run of the same recipe already there.
+    """Run the sweep into ``directory``, or load the finished run of the recipe ``wanted`` already there.
 
     A run without stopping depends on the spec's training, not on its stopping settings, so changing the
-    ``stopping`` or ``cross_job`` section keeps it; a run with stopping depends on the whole spec.
+    ``stopping`` or ``cross_job`` section keeps it (``recording_recipe``); a run with stopping depends on the
+    whole spec.
     """
-    import yaml
-
-    wanted = recording_recipe(yaml.safe_load(spec_path.read_text(encoding="utf-8")), stop_jobs=stop_jobs)
     if cached(directory, wanted, reuse=reuse):
         log(f"{spec.name}: reusing the recorded sweep in {directory}")
         return report.SweepRecord.load(directory)
@@ -202,14 +212,99 @@ def first_rule_stop(spec: spec_module.SweepSpec, trial: Path) -> tuple[int, str]
     return min(found) if found else None
 
 
-def recorded_jobs(
-    spec: spec_module.SweepSpec, sweep: report.SweepRecord, root: Path
-) -> list[_replay.RecordedJob]:
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """A recorded sweep as the replays use it, in a file that can be committed.
+
+    ``rule_stops``: per job, the first step at which a per-job rule found issues in its trial and the rule
+    (``first_rule_stop``, evaluated when recorded); a job no rule would have stopped is absent. Log paths
+    are dropped: they name the recording machine's folders.
+    """
+
+    recipe: str
+    sweep: report.SweepRecord
+    rule_stops: Mapping[str, tuple[int, str]]
+
+    def save(self, path: Path) -> None:
+        sweep = self.sweep.to_json_dict()
+        for job in sweep["jobs"]:
+            job["log_path"] = None
+        document = {
+            "recipe": self.recipe,
+            "rule_stops": {job: [step, rule] for job, (step, rule) in sorted(self.rule_stops.items())},
+            "sweep": sweep,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Keys in the record's own order (a job's parameters read in the order the spec lists them).
+        path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Recording:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                recipe=str(document["recipe"]),
+                sweep=report.SweepRecord.from_json_dict(document["sweep"]),
+                rule_stops={
+                    job: (int(step), str(rule)) for job, (step, rule) in document["rule_stops"].items()
+                },
+            )
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise SystemExit(
+                f"{path}: not a sweep-savings recording ({error}); --record records afresh"
+            ) from None
+
+
+def recording(
+    spec_path: Path,
+    root: Path,
+    run: str,
+    kept: Path,
+    *,
+    stop_jobs: bool,
+    record: bool,
+    seed: int | None = None,
+) -> Recording:
+    """The sweep of ``spec_path`` as recorded: the committed copy ``kept`` if it has the same recipe, else
+    the finished run ``root / run`` of the same recipe, else a new recording in ``root / run`` (renders in
+    ``root / "data"``); either of the last two is written to ``kept``. ``record``: always a new recording.
+    ``seed`` replaces the spec's seed (every job's training seed).
+    """
+    import yaml
+
+    document = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    if seed is not None:
+        document = {**document, "seed": seed}
+    wanted = recording_recipe(document, stop_jobs=stop_jobs)
+    if not record and kept.is_file():
+        committed = Recording.load(kept)
+        if committed.recipe == wanted:
+            log(f"{committed.sweep.name}: replaying the committed recording {kept.relative_to(REPOSITORY)}")
+            return committed
+        log(f"{kept.relative_to(REPOSITORY)} is of another recipe (the spec changed): recording afresh")
+    spec = spec_module.load_spec(spec_path)
+    if seed is not None:
+        spec = spec.with_overrides(seed=seed)
+    spec = with_rendered_datasets(spec, root, reuse=not record)
+    sweep = recorded_sweep(spec, wanted, root / run, stop_jobs=stop_jobs, reuse=not record)
+    stops: dict[str, tuple[int, str]] = {}
+    if not stop_jobs:
+        for job in sweep.jobs:
+            found = first_rule_stop(spec, root / run / "jobs" / job.name / "opt_ml" / "output" / "tensors")
+            if found is not None:
+                stops[job.name] = found
+    fresh = Recording(wanted, sweep, stops)
+    fresh.save(kept)
+    log(f"{sweep.name}: recording written to {kept.relative_to(REPOSITORY)}")
+    return fresh
+
+
+def recorded_jobs(spec: spec_module.SweepSpec, recorded: Recording) -> list[_replay.RecordedJob]:
     metric = spec.objective.metric
     curve_name = metric.split(":", 1)[1]
     jobs = []
-    for job in sweep.jobs:
-        rule = first_rule_stop(spec, root / "jobs" / job.name / "opt_ml" / "output" / "tensors")
+    for job in recorded.sweep.jobs:
+        rule = recorded.rule_stops.get(job.name)
         final = job.objective(metric)
         jobs.append(
             _replay.RecordedJob(
@@ -319,21 +414,26 @@ class Options:
 
 def replay_table(
     spec: spec_module.SweepSpec,
-    jobs: Sequence[_replay.RecordedJob],
+    recordings: Sequence[Sequence[_replay.RecordedJob]],
     stop_latency: float,
     *,
     orders: int,
     seed: int,
 ) -> list[str]:
-    summaries = _replay.compare(
-        jobs,
-        policies(spec),
-        goal=spec.objective.goal,
-        orders=orders,
-        parallel=REPLAY_PARALLEL,
-        stop_latency=stop_latency,
-        seed=seed,
-    )
+    """Every policy replayed on every recording in the same ``orders`` launch orders, pooled per policy."""
+    per_recording = [
+        _replay.compare(
+            jobs,
+            policies(spec),
+            goal=spec.objective.goal,
+            orders=orders,
+            parallel=REPLAY_PARALLEL,
+            stop_latency=stop_latency,
+            seed=seed,
+        )
+        for jobs in recordings
+    ]
+    summaries = [_replay.pooled(replays) for replays in zip(*per_recording, strict=True)]
     return [
         *_replay.HEADER,
         *("| " + " | ".join(summary.row()) + " |" for summary in summaries),
@@ -351,7 +451,7 @@ def standing(summaries: Sequence[_replay.Summary], *, label: str = AUTOSTOP) -> 
         zero = sum(1 for regret in summary.regret if regret == 0)
         return (
             f"{100 * statistics.median(summary.saved):.1f}% saved (median), regret 0 in "
-            f"{zero}/{len(summary.regret)} orders"
+            f"{zero}/{len(summary.regret)} replays"
         )
 
     median = statistics.median(ours.saved)
@@ -368,20 +468,25 @@ def standing(summaries: Sequence[_replay.Summary], *, label: str = AUTOSTOP) -> 
 
 
 def replay_tables(
-    spec: spec_module.SweepSpec, jobs: Sequence[_replay.RecordedJob], stop_latency: float, options: Options
+    spec: spec_module.SweepSpec,
+    recordings: Sequence[Sequence[_replay.RecordedJob]],
+    stop_latency: float,
+    options: Options,
 ) -> list[str]:
-    """The launch orders of the section (``--orders``, ``--seed``), then the larger check on other orders."""
+    """The launch orders of the section (``--orders``, ``--seed``), then the larger check on other orders;
+    with several recordings, each order is replayed on each (a row pools them all)."""
+    each = f" on each of the {len(recordings)} recordings" if len(recordings) > 1 else ""
     lines = [
-        f"{options.orders} launch orders (seed {options.seed}), {REPLAY_PARALLEL} jobs at a time:",
+        f"{options.orders} launch orders (seed {options.seed}){each}, {REPLAY_PARALLEL} jobs at a time:",
         "",
-        *replay_table(spec, jobs, stop_latency, orders=options.orders, seed=options.seed),
+        *replay_table(spec, recordings, stop_latency, orders=options.orders, seed=options.seed),
         "",
     ]
     if options.check_orders:
         lines += [
-            f"Check on {options.check_orders} other launch orders (seed {options.seed + 1}):",
+            f"Check on {options.check_orders} other launch orders (seed {options.seed + 1}){each}:",
             "",
-            *replay_table(spec, jobs, stop_latency, orders=options.check_orders, seed=options.seed + 1),
+            *replay_table(spec, recordings, stop_latency, orders=options.check_orders, seed=options.seed + 1),
             "",
         ]
     return lines
@@ -393,53 +498,101 @@ def start_up_text(jobs: Sequence[_replay.RecordedJob]) -> str:
     return f"{min(firsts):.0f}-{max(firsts):.0f} s" if firsts else "-"
 
 
-def job_table(jobs: Sequence[_replay.RecordedJob], sweep: report.SweepRecord) -> list[str]:
-    lines = ["| job | parameters | seconds | final val SSIM | per-job rule |", "|---|---|---:|---:|---|"]
-    for recorded, job in zip(jobs, sweep.jobs, strict=True):
-        rule = f"{recorded.rule_name} at step {recorded.rule_step}" if recorded.rule_step is not None else "-"
+def job_table(recordings: Sequence[tuple[report.SweepRecord, Sequence[_replay.RecordedJob]]]) -> list[str]:
+    """One row per configuration; with several recordings, each recording's figure in turn (``a / b / c``)."""
+    several = len(recordings) > 1
+    per = " (per recording)" if several else ""
+    lines = [
+        f"| job | parameters | seconds{per} | final val SSIM{per} | per-job rule{per} |",
+        "|---|---|---:|---:|---|",
+    ]
+    sweep = recordings[0][0]
+    for index, job in enumerate(sweep.jobs):
+        runs = [jobs[index] for _, jobs in recordings]
+        rules = [
+            f"{run.rule_name} at step {run.rule_step}" if run.rule_step is not None else "-" for run in runs
+        ]
         lines.append(
-            f"| {job.name} | {report.params_text(job.params)} | {recorded.duration:.0f} | "
-            f"{recorded.final_objective:.4f} | {rule} |"
+            f"| {job.name} | {report.params_text(job.params)} | "
+            + " / ".join(f"{run.duration:.0f}" for run in runs)
+            + " | "
+            + " / ".join(f"{run.final_objective:.4f}" for run in runs)
+            + " | "
+            + (" / ".join(rules) if any(rule != "-" for rule in rules) else "-")
+            + " |"
         )
     return lines
 
 
 def realistic_recording(
-    root: Path, *, reuse: bool = True
-) -> tuple[spec_module.SweepSpec, report.SweepRecord, list[_replay.RecordedJob]]:
-    spec = with_rendered_datasets(spec_module.load_spec(REALISTIC), root, reuse=reuse)
-    log(f"realistic: {len(spec.jobs())} jobs to their budget of {spec.steps_per_job} steps")
-    sweep = recorded_sweep(spec, REALISTIC, root / "run", stop_jobs=False, reuse=reuse)
-    return spec, sweep, recorded_jobs(spec, sweep, root / "run")
+    root: Path, seed: int, *, record: bool = False
+) -> tuple[report.SweepRecord, list[_replay.RecordedJob]]:
+    """The realistic sweep recorded with every job's training seed ``seed`` (the spec's own: ``run``)."""
+    spec = spec_module.load_spec(REALISTIC)
+    own = seed == spec.seed
+    log(f"realistic, seed {seed}: {len(spec.jobs())} jobs to their budget of {spec.steps_per_job} steps")
+    recorded = recording(
+        REALISTIC,
+        root,
+        "run" if own else f"run-seed{seed}",
+        RECORDINGS / ("realistic.json" if own else f"realistic-seed{seed}.json"),
+        stop_jobs=False,
+        record=record,
+        seed=None if own else seed,
+    )
+    return recorded.sweep, recorded_jobs(spec, recorded)
 
 
 def realistic(root: Path, stop_latency: float, options: Options) -> list[str]:
-    spec, sweep, jobs = realistic_recording(root, reuse=not options.record)
-    best = _replay.best_job(jobs, spec.objective.goal)
+    spec = spec_module.load_spec(REALISTIC)
+    recordings = [realistic_recording(root, seed, record=options.record) for seed in REALISTIC_SEEDS]
+    described = []
+    for seed, (sweep, jobs) in zip(REALISTIC_SEEDS, recordings, strict=True):
+        best = _replay.best_job(jobs, spec.objective.goal)
+        described.append(
+            f"seed {seed}: recorded {sweep.started_at[:10]} in {sweep.wall_seconds:.0f} s, each job "
+            f"{start_up_text(jobs)} to its first logged step, every job to its budget "
+            f"{sum(job.duration for job in jobs):.0f} job-seconds, best configuration "
+            f"{best.name if best else '-'}"
+        )
     return [
         "### Realistic sweep (nothing bad on purpose)",
         "",
-        f"{len(jobs)} jobs of {spec.steps_per_job} steps (`{REALISTIC.relative_to(REPOSITORY)}`), "
-        f"recorded {spec.max_parallel_jobs} at a time ({sweep.started_at[:10]}, {sweep.wall_seconds:.0f} s), "
-        f"validated every "
-        f"{validation_interval(spec)} steps; each job took {start_up_text(jobs)} to its first logged step "
-        f"(start-up, and the load of the machine); stopped jobs charged {stop_latency:.1f} s of stop "
-        f"latency. Running every job to its budget: {sum(job.duration for job in jobs):.0f} job-seconds; "
-        f"best configuration {best.name if best else '-'}.",
+        f"{len(spec.jobs())} jobs of {spec.steps_per_job} steps (`{REALISTIC.relative_to(REPOSITORY)}`), "
+        f"validated every {validation_interval(spec)} steps, recorded {spec.max_parallel_jobs} at a time "
+        f"once per training seed ({len(REALISTIC_SEEDS)} recordings: a recording is one draw of the "
+        f"learning curves, and the best configuration and how fast it starts change between draws): "
+        + "; ".join(described)
+        + f". The time to the first logged step is start-up and the load of the machine. Stopped jobs are "
+        f"charged {stop_latency:.1f} s of stop latency.",
         "",
-        *replay_tables(spec, jobs, stop_latency, options),
-        *job_table(jobs, sweep),
+        *replay_tables(spec, [jobs for _, jobs in recordings], stop_latency, options),
+        *job_table(recordings),
         "",
     ]
 
 
 def pathological(root: Path, options: Options) -> tuple[list[str], float]:
-    reuse = not options.record
-    spec = with_rendered_datasets(spec_module.load_spec(PATHOLOGICAL), root, reuse=reuse)
+    spec = spec_module.load_spec(PATHOLOGICAL)
     log("pathological: autostop as the spec configures it, for real")
-    stopped = recorded_sweep(spec, PATHOLOGICAL, root / "autostop", stop_jobs=True, reuse=reuse)
+    stopped = recording(
+        PATHOLOGICAL,
+        root,
+        "autostop",
+        RECORDINGS / "pathological-autostop.json",
+        stop_jobs=True,
+        record=options.record,
+    ).sweep
     log("pathological: no termination")
-    full = recorded_sweep(spec, PATHOLOGICAL, root / "full", stop_jobs=False, reuse=reuse)
+    full_recording = recording(
+        PATHOLOGICAL,
+        root,
+        "full",
+        RECORDINGS / "pathological-full.json",
+        stop_jobs=False,
+        record=options.record,
+    )
+    full = full_recording.sweep
     latencies = [job.seconds_to_stop for job in stopped.jobs if job.seconds_to_stop is not None]
     stop_latency = statistics.median(latencies) if latencies else 0.0
     used = sum(job.compute_seconds for job in stopped.jobs)
@@ -454,7 +607,7 @@ def pathological(root: Path, options: Options) -> tuple[list[str], float]:
     ]
     winner = max(completed, key=lambda name: finite[name]) if completed else None
     regret = best - finite[winner] if winner else math.inf
-    jobs = recorded_jobs(spec, full, root / "full")
+    jobs = recorded_jobs(spec, full_recording)
     best_job = _replay.best_job(jobs, spec.objective.goal)
     # The most any policy that keeps the best configuration could save on this recording: the best job runs
     # its whole budget, every other job at least to its first logged step.
@@ -481,11 +634,24 @@ def pathological(root: Path, options: Options) -> tuple[list[str], float]:
         f"each job took {start_up_text(jobs)} to its first logged step). No policy that keeps the best "
         f"configuration ({best_job.name if best_job else '-'}) can save more than "
         f"{100 * (1 - floor / sum(job.duration for job in jobs)):.1f}% of this recording: the best job runs "
-        "its budget and every other job at least to its first logged step.",
+        "its budget and every other job at least to its first logged step." + own_section(spec),
         "",
-        *replay_tables(spec, jobs, stop_latency, options),
+        *replay_tables(spec, [jobs], stop_latency, options),
     ]
     return lines, stop_latency
+
+
+def own_section(spec: spec_module.SweepSpec) -> str:
+    """Which replayed row is the spec's own ``cross_job`` section (the one the measured run used)."""
+    if spec.cross_job is None:
+        return ""
+    section = spec.cross_job
+    return (
+        f" The spec's own `cross_job` section ({section.policy.value}, reduction factor "
+        f"{section.reduction_factor:g}, min_reports {section.min_reports}, rejudge "
+        f"{str(section.rejudge).lower()}) is the measured run's; the replays run the defaults and one change "
+        "at a time."
+    )
 
 
 def stop_text(sweep: report.SweepRecord) -> str:
@@ -557,8 +723,9 @@ def main(argv: Sequence[str] | None = None) -> str:
                 "recorded curves in random launch orders (`bench/_replay.py`): compute saved is against",
                 "running every job to its budget; regret is the best configuration's final validation SSIM",
                 "minus the winner's (0: stopping lost nothing); ranges are over the launch orders. The",
-                "recordings are kept in `runs/bench/sweep_savings/` and reused while the specs are unchanged",
-                "(`--record` records afresh), so a replay reproduces every number below from them.",
+                "recordings are committed (`bench/recordings/sweep_savings/`) and replayed while the specs",
+                "are unchanged (`--record` records afresh), so the command reproduces every number below",
+                "from a fresh clone, without training.",
             )
         ),
         "",

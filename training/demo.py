@@ -2,7 +2,7 @@
 
     python -m training.demo [--out runs/demo] [--no-baseline] [--no-search] [--no-live]
 
-What it does, in the order it prints it (no AWS account, no Docker, about 9 minutes on 2 cores):
+What it does, in the order it prints it (no AWS account, no Docker, 6 to 12 minutes on 2 cores):
 
 1. renders a small dataset of procedural designs (``autostop render``: meshes in several families, 6 views
    of 32x32 pixels each), and transforms the render batches into TFRecord shards with the same code as the
@@ -148,6 +148,16 @@ def explain_sweep(spec: spec_module.SweepSpec) -> None:
         "Lambda in AWS checks it (opt-in tag, job still running, a rule that stops) and the runner stops",
         "the job with SIGTERM: it writes a checkpoint and exits, as on SageMaker.",
     )
+    settings = spec.cross_job_settings()
+    if settings is not None:
+        rungs = ", ".join(str(rung) for rung in settings.rungs())
+        explain(
+            "The jobs are also compared with each other, which no per-job rule can do: at steps",
+            f"{rungs} ({settings.policy.value}, reduction factor {settings.reduction_factor:g}), a job whose",
+            f"{spec.objective.metric} is not among the best 1/{settings.reduction_factor:g} of the jobs that",
+            "reached the same step is stopped through the same decision path (rule CrossJob), however",
+            "healthy it is.",
+        )
     for job in spec.jobs():
         say(f"  {job.name}: {job.label()}")
     say("")
@@ -155,7 +165,7 @@ def explain_sweep(spec: spec_module.SweepSpec) -> None:
 
 def explain_results(record: report.SweepRecord, spec: spec_module.SweepSpec) -> None:
     """Step 4 in words (where to look comes last, after the search: ``explain_where_to_look``)."""
-    from training.sweep import report
+    from training.sweep import local, report
 
     totals = report.totals(record)
     heading(4, "What happened")
@@ -165,8 +175,13 @@ def explain_results(record: report.SweepRecord, spec: spec_module.SweepSpec) -> 
                 f", and exited {job.seconds_to_stop:.1f} s after the signal" if job.seconds_to_stop else ""
             )
             at = f"at step {job.rule_step}" if job.rule_step is not None else ""
+            found = (
+                f"worse than the jobs compared with it {at} (rule {job.stopped_by_rule})"
+                if job.stopped_by_rule == local.CROSS_JOB_RULE
+                else f"rule {job.stopped_by_rule} found issues {at}"
+            )
             say(
-                f"  {job.name} ({_params(job.params)}): rule {job.stopped_by_rule} found issues {at}; "
+                f"  {job.name} ({_params(job.params)}): {found}; "
                 f"stopped after {job.steps} of {job.budget_steps} steps{to_stop}."
             )
         elif job.state == report.COMPLETED:

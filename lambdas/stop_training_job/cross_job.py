@@ -41,8 +41,8 @@ rung only while it is in the rung's top ``1 / reduction_factor`` of the jobs rec
 stopping form keeps that meaning when a running job is judged again, at each later validation, at the
 highest rung it has passed, against the objectives recorded there by then (its own value at the rung stays
 the one it recorded on arrival). Measured on the same recorded sweeps, in ``docs/benchmarks.md`` (sweep
-compute saved): on the realistic sweep more compute saved at the same regret; on the demo's sweep, whose
-curves cross (broken jobs ahead early), judging more often also means being misled more often.
+compute saved): more compute saved, and, on sweeps whose curves cross (a slow starter that ends best, broken
+jobs ahead early), the best job lost more often: judging more often also means being misled more often.
 
 Like ``decision``, this module is pure: plain values in, plain values out, no AWS SDK, no clock, no
 environment. The store that keeps each rung's objectives (DynamoDB in the Lambda, SQLite locally) lives with

@@ -180,3 +180,17 @@ def test_compare_summarises_every_policy_over_the_same_launch_orders() -> None:
     assert summaries[0].saved == (0.0,) * 5
     assert all(math.isclose(saved, (110 - 32) / 660) for saved in summaries[1].saved)
     assert summaries[1].row()[5] == "5/5"
+
+
+def test_pooled_replays_of_one_policy_keep_every_replay_and_refuse_mixed_policies() -> None:
+    # GIVEN one policy's replays on two recordings (2 orders each)
+    first = _replay.Summary("autostop", (0.5, 0.6), (0.0, 0.01), (3, 4))
+    second = _replay.Summary("autostop", (0.4, 0.7), (0.0, 0.0), (2, 5))
+    # WHEN they are pooled
+    both = _replay.pooled([first, second])
+    # THEN the row is over all four replays
+    assert both.saved == (0.5, 0.6, 0.4, 0.7)
+    assert both.row()[5] == "3/4"
+    # AND replays of different policies are never pooled
+    with pytest.raises(ValueError, match="different policies"):
+        _replay.pooled([first, _replay.Summary("optuna", (0.5,), (0.0,), (1,))])

@@ -55,3 +55,29 @@ def test_the_demo_spec_is_the_sweep_the_demo_describes() -> None:
     assert {0.0, 1e6} <= rates
     assert {job.params["variant"] for job in jobs} == {"standard", "deep_saturating"}
     assert {rule.name for rule in spec.rules} == {"LossNotDecreasing", "VanishingGradient", "ExplodingTensor"}
+    # ... and the jobs are compared with each other too, with rungs past the early steps where the broken
+    # deep_saturating jobs lead (the spec's comment says why)
+    settings = spec.cross_job_settings()
+    assert settings is not None
+    assert settings.rungs() == (50, 200, 800)
+
+
+def test_a_job_stopped_by_the_cross_job_comparison_is_said_to_be_worse_than_its_siblings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a sweep in which a healthy job was stopped for trailing the others at step 200
+    record = fixed_sweep()
+    stopped = record.jobs[2]
+    stopped.stopped_by_rule, stopped.rule_step = "CrossJob", 200
+    spec = spec_module.load_spec(demo.DEMO_SPEC)
+    # WHEN the demo explains the sweep and its results
+    demo.explain_sweep(spec)
+    demo.explain_results(record, spec)
+    text = " ".join(capsys.readouterr().out.split())
+    # THEN it says where the jobs are compared, and that this job was stopped for being worse, not broken
+    assert "compared with each other" in text
+    assert "at steps 50, 200, 800 (asha, reduction factor 4)" in text
+    assert (
+        f"{stopped.name} (learning_rate 0): worse than the jobs compared with it at step 200 (rule CrossJob)"
+        in text
+    )
