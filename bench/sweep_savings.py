@@ -168,6 +168,16 @@ def recording_recipe(document: Mapping[str, object], *, stop_jobs: bool) -> str:
     return recipe({"spec": document, "stop_jobs": stop_jobs})
 
 
+def spec_recipe(spec_path: Path, *, stop_jobs: bool, seed: int | None = None) -> str:
+    """The recipe of ``spec_path``'s recording as the file reads, ``seed`` (if given) replacing its seed."""
+    import yaml
+
+    document = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    if seed is not None:
+        document = {**document, "seed": seed}
+    return recording_recipe(document, stop_jobs=stop_jobs)
+
+
 def recorded_sweep(
     spec: spec_module.SweepSpec, wanted: str, directory: Path, *, stop_jobs: bool, reuse: bool = True
 ) -> report.SweepRecord:
@@ -270,12 +280,7 @@ def recording(
     ``root / "data"``); either of the last two is written to ``kept``. ``record``: always a new recording.
     ``seed`` replaces the spec's seed (every job's training seed).
     """
-    import yaml
-
-    document = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    if seed is not None:
-        document = {**document, "seed": seed}
-    wanted = recording_recipe(document, stop_jobs=stop_jobs)
+    wanted = spec_recipe(spec_path, stop_jobs=stop_jobs, seed=seed)
     if not record and kept.is_file():
         committed = Recording.load(kept)
         if committed.recipe == wanted:
@@ -524,22 +529,22 @@ def job_table(recordings: Sequence[tuple[report.SweepRecord, Sequence[_replay.Re
     return lines
 
 
+def realistic_places(seed: int) -> tuple[str, Path]:
+    """Where the realistic sweep of training seed ``seed`` is recorded (under the curves folder) and kept
+    (committed); the spec's own seed keeps the plain names."""
+    if seed == spec_module.load_spec(REALISTIC).seed:
+        return "run", RECORDINGS / "realistic.json"
+    return f"run-seed{seed}", RECORDINGS / f"realistic-seed{seed}.json"
+
+
 def realistic_recording(
     root: Path, seed: int, *, record: bool = False
 ) -> tuple[report.SweepRecord, list[_replay.RecordedJob]]:
-    """The realistic sweep recorded with every job's training seed ``seed`` (the spec's own: ``run``)."""
+    """The realistic sweep recorded with every job's training seed ``seed``."""
     spec = spec_module.load_spec(REALISTIC)
-    own = seed == spec.seed
     log(f"realistic, seed {seed}: {len(spec.jobs())} jobs to their budget of {spec.steps_per_job} steps")
-    recorded = recording(
-        REALISTIC,
-        root,
-        "run" if own else f"run-seed{seed}",
-        RECORDINGS / ("realistic.json" if own else f"realistic-seed{seed}.json"),
-        stop_jobs=False,
-        record=record,
-        seed=None if own else seed,
-    )
+    run, kept = realistic_places(seed)
+    recorded = recording(REALISTIC, root, run, kept, stop_jobs=False, record=record, seed=seed)
     return recorded.sweep, recorded_jobs(spec, recorded)
 
 

@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bench import sweep_savings
 from training.sweep import report
@@ -113,9 +112,7 @@ def test_a_committed_recording_of_the_same_recipe_is_replayed_without_rendering_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a committed recording of the realistic spec as it is
-    wanted = sweep_savings.recording_recipe(
-        yaml.safe_load(sweep_savings.REALISTIC.read_text(encoding="utf-8")), stop_jobs=False
-    )
+    wanted = sweep_savings.spec_recipe(sweep_savings.REALISTIC, stop_jobs=False)
     kept = tmp_path / "realistic.json"
     sweep_savings.Recording(wanted, _sweep(), {}).save(kept)
     monkeypatch.setattr(sweep_savings, "REPOSITORY", tmp_path)
@@ -136,31 +133,25 @@ def test_a_committed_recording_of_the_same_recipe_is_replayed_without_rendering_
 
 COMMITTED = [
     *(
-        (
-            sweep_savings.REALISTIC,
-            "realistic.json" if seed == 11 else f"realistic-seed{seed}.json",
-            False,
-            seed,
-        )
+        (sweep_savings.REALISTIC, sweep_savings.realistic_places(seed)[1], False, seed)
         for seed in sweep_savings.REALISTIC_SEEDS
     ),
-    (sweep_savings.PATHOLOGICAL, "pathological-full.json", False, None),
-    (sweep_savings.PATHOLOGICAL, "pathological-autostop.json", True, None),
+    (sweep_savings.PATHOLOGICAL, sweep_savings.RECORDINGS / "pathological-full.json", False, None),
+    (sweep_savings.PATHOLOGICAL, sweep_savings.RECORDINGS / "pathological-autostop.json", True, None),
 ]
 
 
-@pytest.mark.parametrize(("spec_path", "name", "stop_jobs", "seed"), COMMITTED)
+@pytest.mark.parametrize(("spec_path", "kept", "stop_jobs", "seed"), COMMITTED)
 def test_the_committed_recordings_are_of_the_specs_as_they_are(
-    spec_path: Path, name: str, stop_jobs: bool, seed: int | None
+    spec_path: Path, kept: Path, stop_jobs: bool, seed: int | None
 ) -> None:
     # GIVEN the recordings docs/benchmarks.md's sweep tables come from
-    kept = sweep_savings.Recording.load(sweep_savings.RECORDINGS / name)
+    recorded = sweep_savings.Recording.load(kept)
     # THEN each is of its spec as committed (the realistic one once per training seed): a change to what the
     # jobs train on needs `--record` (and the tables re-written), or the benchmark would record afresh for
     # tens of minutes instead of replaying
-    document = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    if seed is not None and seed != document["seed"]:
-        document = {**document, "seed": seed}
-    wanted = sweep_savings.recording_recipe(document, stop_jobs=stop_jobs)
-    assert kept.recipe == wanted, f"{name} is of another recipe: python -m bench sweep_savings --record"
-    assert len(kept.sweep.jobs) == len(spec_module.load_spec(spec_path).jobs())
+    wanted = sweep_savings.spec_recipe(spec_path, stop_jobs=stop_jobs, seed=seed)
+    assert recorded.recipe == wanted, (
+        f"{kept.name} is of another recipe: python -m bench sweep_savings --record"
+    )
+    assert len(recorded.sweep.jobs) == len(spec_module.load_spec(spec_path).jobs())
