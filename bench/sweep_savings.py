@@ -334,14 +334,14 @@ def validation_interval(spec: spec_module.SweepSpec) -> int:
 
 
 # One default of autostop's ASHA changed at a time: the label's end, and the change. The reduction factor
-# goes either side of the default 3 (4 is Optuna's SuccessiveHalvingPruner's): whether a more or less
-# aggressive halving buys the savings that pruner reaches. "judged once per rung" is the stopping form
+# goes above the default 2, to 3 (Syne Tune's default) and 4 (Optuna's SuccessiveHalvingPruner's): what a
+# more aggressive halving saves, and what it loses. "judged once per rung" is the stopping form
 # as Syne Tune and Ray Tune run it (a job judged on arrival only).
 ASHA_CHANGES: tuple[tuple[str, dict[str, int | bool]], ...] = (
     ("judged once per rung (no rejudge)", {"rejudge": False}),
     ("first rung at 100 steps", {"grace_period": 100}),
     ("min_reports 2", {"min_reports": 2}),
-    ("reduction factor 2", {"reduction_factor": 2}),
+    ("reduction factor 3", {"reduction_factor": 3}),
     ("reduction factor 4", {"reduction_factor": 4}),
 )
 
@@ -448,28 +448,36 @@ def replay_table(
 
 
 def standing(summaries: Sequence[_replay.Summary], *, label: str = AUTOSTOP) -> str:
-    """Where autostop's cross-job rule stands against the peers on these launch orders, in one sentence."""
+    """Where autostop's cross-job rule stands against each peer on these launch orders, in one sentence: the
+    peers it matches or beats on both counts (saves at least as much, keeps the best configuration at least
+    as often, no more regret on average), and how it compares with each of the others."""
     ours = next(summary for summary in summaries if summary.label == label)
     peers = [summary for summary in summaries if summary.label.startswith(PEERS)]
 
     def described(summary: _replay.Summary) -> str:
-        zero = sum(1 for regret in summary.regret if regret == 0)
         return (
             f"{100 * statistics.median(summary.saved):.1f}% saved (median), regret 0 in "
-            f"{zero}/{len(summary.regret)} replays"
+            f"{summary.regret_zero}/{len(summary.regret)} replays, mean regret {summary.mean_regret:.4f}"
         )
 
-    median = statistics.median(ours.saved)
-    ahead = [summary for summary in peers if statistics.median(summary.saved) >= median]
+    saved = statistics.median(ours.saved)
+    beaten = [
+        peer
+        for peer in peers
+        if saved >= statistics.median(peer.saved)
+        and ours.regret_zero >= peer.regret_zero
+        and ours.mean_regret <= peer.mean_regret
+    ]
+    others = [peer for peer in peers if peer not in beaten]
     text = f"{label}: {described(ours)}. "
-    if not ahead:
-        return text + "Every peer saves less."
-    return (
-        text
-        + "Peers saving as much or more: "
-        + "; ".join(f"{summary.label}: {described(summary)}" for summary in ahead)
-        + "."
-    )
+    if beaten:
+        text += "At least as much saved, as often regret 0 and no more mean regret than: " + ", ".join(
+            peer.label for peer in beaten
+        )
+        text += ". "
+    if not others:
+        return text + "That is every peer."
+    return text + "Not so against: " + "; ".join(f"{peer.label}: {described(peer)}" for peer in others) + "."
 
 
 def replay_tables(
@@ -727,7 +735,8 @@ def main(argv: Sequence[str] | None = None) -> str:
                 "Two sweeps, each run locally to every job's budget once, then every policy replayed on the",
                 "recorded curves in random launch orders (`bench/_replay.py`): compute saved is against",
                 "running every job to its budget; regret is the best configuration's final validation SSIM",
-                "minus the winner's (0: stopping lost nothing); ranges are over the launch orders. The",
+                "minus the winner's (0: stopping lost nothing; inf: no job ran to its budget, so there is no",
+                "winner); ranges are over the launch orders. The",
                 "recordings are committed (`bench/recordings/sweep_savings/`) and replayed while the specs",
                 "are unchanged (`--record` records afresh), so the command reproduces every number below",
                 "from a fresh clone, without training.",

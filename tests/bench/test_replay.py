@@ -179,7 +179,7 @@ def test_compare_summarises_every_policy_over_the_same_launch_orders() -> None:
     assert [summary.label for summary in summaries] == ["none", "rules"]
     assert summaries[0].saved == (0.0,) * 5
     assert all(math.isclose(saved, (110 - 32) / 660) for saved in summaries[1].saved)
-    assert summaries[1].row()[5] == "5/5"
+    assert summaries[1].row()[6] == "5/5"
 
 
 def test_pooled_replays_of_one_policy_keep_every_replay_and_refuse_mixed_policies() -> None:
@@ -190,7 +190,9 @@ def test_pooled_replays_of_one_policy_keep_every_replay_and_refuse_mixed_policie
     both = _replay.pooled([first, second])
     # THEN the row is over all four replays
     assert both.saved == (0.5, 0.6, 0.4, 0.7)
-    assert both.row()[5] == "3/4"
+    assert both.row()[6] == "3/4"
+    assert both.regret_zero == 3
+    assert both.mean_regret == pytest.approx(0.0025)
     # AND replays of different policies are never pooled
     with pytest.raises(ValueError, match="different policies"):
         _replay.pooled([first, _replay.Summary("optuna", (0.5,), (0.0,), (1,))])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import sweep_savings
+from bench import _replay, sweep_savings
 from training.sweep import report
 from training.sweep import spec as spec_module
 
@@ -155,3 +155,24 @@ def test_the_committed_recordings_are_of_the_specs_as_they_are(
         f"{kept.name} is of another recipe: python -m bench sweep_savings --record"
     )
     assert len(recorded.sweep.jobs) == len(spec_module.load_spec(spec_path).jobs())
+
+
+def test_the_standing_names_the_peers_beaten_on_every_count_and_describes_the_others() -> None:
+    # GIVEN autostop's replays and three peers': one it beats on savings and regret, one that saves more,
+    # and one that saves less but keeps the best configuration more often
+    ours = _replay.Summary(sweep_savings.AUTOSTOP, (0.5, 0.5), (0.0, 0.01), (3, 3))
+    beaten = _replay.Summary("Optuna MedianPruner", (0.4, 0.4), (0.0, 0.02), (2, 2))
+    saves_more = _replay.Summary("Optuna SuccessiveHalvingPruner", (0.6, 0.6), (0.03, 0.05), (4, 4))
+    keeps_more = _replay.Summary("Syne Tune ASHA", (0.45, 0.45), (0.0, 0.0), (2, 2))
+    unrelated = _replay.Summary("no termination", (0.0, 0.0), (0.0, 0.0), (0, 0))
+    # WHEN the standing is written
+    text = sweep_savings.standing([ours, beaten, saves_more, keeps_more, unrelated])
+    # THEN the beaten peer is named once as beaten; the two others are described with their figures
+    head, others = text.split("Not so against: ")
+    assert "no more mean regret than: Optuna MedianPruner." in head
+    assert "mean regret 0.0050" in head
+    assert "Optuna SuccessiveHalvingPruner: 60.0% saved (median), regret 0 in 0/2 replays" in others
+    assert "Syne Tune ASHA: 45.0% saved (median), regret 0 in 2/2 replays, mean regret 0.0000" in others
+    assert "no termination" not in text
+    # AND with every peer beaten, it says so
+    assert sweep_savings.standing([ours, beaten]).endswith("That is every peer.")

@@ -187,7 +187,7 @@ class CrossJobSpec:
           policy: asha            # asha (asynchronous successive halving) | median (median stopping rule)
           grace_period: 50        # first rung, in training steps (then grace_period * reduction_factor**k);
                                   # default: the jobs' first validation (hyperparameters.validation_interval)
-          reduction_factor: 3     # asha: keep the best 1/reduction_factor at each rung
+          reduction_factor: 2     # asha: keep the best 1/reduction_factor at each rung
           rung_levels: [100, 400] # optional: explicit rungs instead of the geometric series
           min_reports: 3          # no judgement at a rung until this many jobs reported there
           keep_best: 1            # the best k at a rung are never stopped

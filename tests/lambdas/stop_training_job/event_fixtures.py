@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lambdas.stop_training_job import cross_job
 from training.debugger import provenance
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -31,6 +32,16 @@ ALARM_HOST = "cloudwatch_alarm_rule_alarm"
 ALARM_TRAINING_JOB_NAME = "cloudwatch_alarm_rule_alarm_training_job_name_dimension"
 ALARM_OK = "cloudwatch_alarm_rule_ok"
 RUNG_REPORT = "autostop_cross_job_rung_report"
+# The comparison the documented rung report is judged under: rungs at 100, 300 and 900 (its Rung is 300);
+# the reduction factor is set, not left to the default, so that the worst of three reports there is stopped.
+RUNG_REPORT_SETTINGS = cross_job.CrossJobSettings(
+    policy=cross_job.Policy.ASHA,
+    goal=cross_job.MINIMIZE,
+    max_steps=1000,
+    grace_period=100,
+    reduction_factor=3,
+    min_reports=3,
+)
 
 # Fixtures whose job is (or, for alarms, whose rule says it is) worth stopping when in scope.
 STOPPING_FIXTURES = (

@@ -52,14 +52,14 @@ def test_by_default_the_first_rung_is_the_first_validation() -> None:
         policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=600, validation_interval=50
     )
     # WHEN the rung levels are derived
-    # THEN the first is the first validation and each next is 3 times further, as Syne Tune's and Ray Tune's
-    # ASHA count rungs from one report (their grace_period=1)
+    # THEN the first is the first validation and each next is twice as far (the default reduction factor),
+    # as Syne Tune's and Ray Tune's ASHA count rungs from one report (their grace_period=1)
     assert configured.first_rung == 50
-    assert configured.rungs() == (50, 150, 450)
+    assert configured.rungs() == (50, 100, 200, 400)
     # AND without a validation interval, the training container's default (a validation every 100 steps)
     unset = cross_job.CrossJobSettings(policy=cross_job.Policy.ASHA, goal=cross_job.MAXIMIZE, max_steps=1000)
     assert unset.validation_interval == cross_job.DEFAULT_VALIDATION_INTERVAL == 100
-    assert unset.rungs() == (100, 300, 900)
+    assert unset.rungs() == (100, 200, 400, 800)
     # AND an explicit grace period still wins
     assert settings(grace_period=200, validation_interval=50).rungs() == (200, 600)
 

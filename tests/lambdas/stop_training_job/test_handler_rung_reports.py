@@ -26,9 +26,7 @@ SERVICE = {"service": "stop-training-job"}
 TABLE = "autostop-sweep-state"
 SWEEP = "sweep-lr"
 JOBS = ("sweep-lr-0001", "sweep-lr-0002", "sweep-lr-0003")
-SETTINGS = cross_job.CrossJobSettings(
-    policy=cross_job.Policy.ASHA, goal=cross_job.MINIMIZE, max_steps=1000, grace_period=100, min_reports=3
-)
+SETTINGS = fixtures.RUNG_REPORT_SETTINGS
 
 # The Lambda's own judgement (cross_job.judge), in the stop's detail: 0.9 against the cutoff of the best third
 # of 0.1 and 0.2, 0.1 + (0.2 - 0.1) / 3 (a loss: lower is better).

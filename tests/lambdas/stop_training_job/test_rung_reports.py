@@ -19,9 +19,7 @@ from tests.lambdas.stop_training_job.event_fixtures import JOB_ARN, JOB_NAME, SA
 
 CONFIG = decision.Config()
 TAGS = {"autostop": "enabled"}
-SETTINGS = cross_job.CrossJobSettings(
-    policy=cross_job.Policy.ASHA, goal=cross_job.MINIMIZE, max_steps=1000, grace_period=100, min_reports=3
-)
+SETTINGS = fixtures.RUNG_REPORT_SETTINGS
 COMPARISON = sweep_settings.SweepComparison(sweep="sweep-lr", metric="validation:loss", settings=SETTINGS)
 NOW = SAMPLE_TIME + datetime.timedelta(seconds=2)
 

@@ -213,7 +213,7 @@ def launcher_value(max_steps: int = 1000) -> str:
             sweep="sweep-lr",
             metric="validation:loss",
             settings=cross_job.CrossJobSettings(
-                policy=cross_job.Policy.ASHA, goal=cross_job.MINIMIZE, max_steps=max_steps
+                policy=cross_job.Policy.ASHA, goal=cross_job.MINIMIZE, max_steps=max_steps, reduction_factor=3
             ),
         )
     )

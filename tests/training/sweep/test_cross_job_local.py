@@ -32,7 +32,13 @@ def document(**cross_job: Any) -> dict[str, Any]:
         "search": {"parameters": {"learning_rate": [0.001, 0.002, 0.003]}},
         "datasets": {"shapes": {"train": "data/shards"}},
         "rules": ["ExplodingTensor"],
-        "cross_job": {"policy": "asha", "grace_period": 50, "min_reports": 2, **cross_job},
+        "cross_job": {
+            "policy": "asha",
+            "grace_period": 50,
+            "reduction_factor": 3,
+            "min_reports": 2,
+            **cross_job,
+        },
     }
 
 
@@ -87,10 +93,10 @@ def test_without_a_grace_period_the_first_rung_is_the_jobs_first_validation() ->
     section["steps_per_job"] = 1000
     section["hyperparameters"] = {"validation_interval": 40}
     settings = spec_module.parse_spec(section).cross_job_settings()
-    # THEN the rungs start at the first validation and grow 3 times each, with the core's other defaults
+    # THEN the rungs start at the first validation and double each time, with the core's other defaults
     assert settings is not None
-    assert settings.rungs() == (40, 120, 360)
-    assert (settings.reduction_factor, settings.min_reports, settings.keep_best) == (3.0, 3, 1)
+    assert settings.rungs() == (40, 80, 160, 320, 640)
+    assert (settings.reduction_factor, settings.min_reports, settings.keep_best) == (2.0, 3, 1)
     assert settings.rejudge is True
     # AND without a validation interval, at the training container's own default (it validates every 100)
     del section["hyperparameters"]

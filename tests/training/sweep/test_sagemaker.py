@@ -500,10 +500,10 @@ def test_a_cross_job_section_gives_every_job_the_comparison_the_lambda_judges_wi
     assert (comparison.sweep, comparison.metric) == (spec.name, spec.objective.metric)
     assert comparison.settings == spec.cross_job_settings()
     # AND the rungs the container reports at are written out (the image does not ship the cross-job core)
-    assert json.loads(value)["rungs"] == [500, 1500, 4500]
+    assert json.loads(value)["rungs"] == [500, 1000, 2000, 4000]
     # AND the container's own reader accepts it
     reporting = rung_reports.parse_reporting(value, "test")
-    assert (reporting.metric, reporting.rungs) == (spec.objective.metric, (500, 1500, 4500))
+    assert (reporting.metric, reporting.rungs) == (spec.objective.metric, (500, 1000, 2000, 4000))
 
 
 @pytest.mark.usefixtures("offline")
