@@ -346,6 +346,51 @@ ASHA_CHANGES: tuple[tuple[str, dict[str, int | bool]], ...] = (
 )
 
 
+def cross_job_policy(
+    spec: spec_module.SweepSpec, policy: cross_job.Policy, **changes: int | bool
+) -> Callable[[], _replay.Policy]:
+    """What ``cross_job: {policy: ...}`` (and the changes) gives this spec, through the spec's own section."""
+    compared = spec.with_overrides(cross_job=spec_module.CrossJobSpec(policy=policy, **changes))
+    settings = compared.cross_job_settings()
+    if settings is None:
+        raise ValueError("a spec with a cross_job section has cross-job settings")
+    return lambda: _replay.CrossJob(settings)
+
+
+# The settings of autostop's ASHA a user would turn to trade savings for safety: every combination, replayed
+# beside the peers to draw the trade-off (which policies no other policy beats on both counts).
+TRADE_OFF_GRID: tuple[dict[str, int | bool], ...] = tuple(
+    {
+        "reduction_factor": factor,
+        "min_reports": reports,
+        "rejudge": rejudge,
+        **({"grace_period": 100} if late else {}),
+    }
+    for factor in (2, 3, 4)
+    for reports in (2, 3)
+    for rejudge in (True, False)
+    for late in (False, True)
+)
+
+
+TRADE_OFF_TEXT = " ".join(
+    (
+        f"autostop's ASHA in {len(TRADE_OFF_GRID)} settings (`reduction_factor` 2, 3, 4 x",
+        "`min_reports` 2, 3 x `rejudge` true, false x the first rung at the first validation or at step",
+        "100) beside the peers; a policy is beaten when another saves at least as much (median), keeps the",
+        "best configuration at least as often and has no more mean regret, and is better on one of them.",
+        "Shown: every peer, and every setting nothing beats (the frontier of savings against regret). Which",
+        "setting suits a sweep depends on how much its learning curves cross: this says what each setting",
+        "buys, not which is best.",
+    )
+)
+
+
+def setting_label(changes: Mapping[str, int | bool]) -> str:
+    """An ASHA setting as a reader would write it in a ``cross_job`` section."""
+    return "autostop ASHA " + ", ".join(f"{name} {str(value).lower()}" for name, value in changes.items())
+
+
 def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _replay.Policy], bool]]:
     """Every policy replayed at its defaults (module docstring); autostop's as a spec's section gets them.
 
@@ -360,11 +405,7 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
     first_report = validation_interval(spec)
 
     def cross(policy: cross_job.Policy, **changes: int | bool) -> Callable[[], _replay.Policy]:
-        # What ``cross_job: {policy: ...}`` (and the changes) gives this spec, through the spec's own section.
-        compared = spec.with_overrides(cross_job=spec_module.CrossJobSpec(policy=policy, **changes))
-        settings = compared.cross_job_settings()
-        assert settings is not None
-        return lambda: _replay.CrossJob(settings)
+        return cross_job_policy(spec, policy, **changes)
 
     def pruner(make: Callable[[], object]) -> Callable[[], _replay.Policy]:
         return lambda: _replay.OptunaPruner(make, goal)
@@ -417,6 +458,31 @@ class Options:
     record: bool = False
 
 
+def pooled_replays(
+    spec: spec_module.SweepSpec,
+    recordings: Sequence[Sequence[_replay.RecordedJob]],
+    replayed: Mapping[str, tuple[Callable[[], _replay.Policy], bool]],
+    stop_latency: float,
+    *,
+    orders: int,
+    seed: int,
+) -> list[_replay.Summary]:
+    """Each policy replayed on every recording in the same ``orders`` launch orders, pooled per policy."""
+    per_recording = [
+        _replay.compare(
+            jobs,
+            replayed,
+            goal=spec.objective.goal,
+            orders=orders,
+            parallel=REPLAY_PARALLEL,
+            stop_latency=stop_latency,
+            seed=seed,
+        )
+        for jobs in recordings
+    ]
+    return [_replay.pooled(replays) for replays in zip(*per_recording, strict=True)]
+
+
 def replay_table(
     spec: spec_module.SweepSpec,
     recordings: Sequence[Sequence[_replay.RecordedJob]],
@@ -426,19 +492,7 @@ def replay_table(
     seed: int,
 ) -> list[str]:
     """Every policy replayed on every recording in the same ``orders`` launch orders, pooled per policy."""
-    per_recording = [
-        _replay.compare(
-            jobs,
-            policies(spec),
-            goal=spec.objective.goal,
-            orders=orders,
-            parallel=REPLAY_PARALLEL,
-            stop_latency=stop_latency,
-            seed=seed,
-        )
-        for jobs in recordings
-    ]
-    summaries = [_replay.pooled(replays) for replays in zip(*per_recording, strict=True)]
+    summaries = pooled_replays(spec, recordings, policies(spec), stop_latency, orders=orders, seed=seed)
     return [
         *_replay.HEADER,
         *("| " + " | ".join(summary.row()) + " |" for summary in summaries),
@@ -478,6 +532,72 @@ def standing(summaries: Sequence[_replay.Summary], *, label: str = AUTOSTOP) -> 
     if not others:
         return text + "That is every peer."
     return text + "Not so against: " + "; ".join(f"{peer.label}: {described(peer)}" for peer in others) + "."
+
+
+def beats(one: _replay.Summary, other: _replay.Summary) -> bool:
+    """``one`` saves at least as much (median), keeps the best configuration at least as often and has no
+    more mean regret than ``other``, and is better on one of the three."""
+    saved, other_saved = statistics.median(one.saved), statistics.median(other.saved)
+    at_least = (
+        saved >= other_saved and one.regret_zero >= other.regret_zero and one.mean_regret <= other.mean_regret
+    )
+    return at_least and (
+        saved > other_saved or one.regret_zero > other.regret_zero or one.mean_regret < other.mean_regret
+    )
+
+
+def trade_off(
+    spec: spec_module.SweepSpec,
+    recordings: Sequence[Sequence[_replay.RecordedJob]],
+    stop_latency: float,
+    *,
+    orders: int,
+    seed: int,
+) -> list[str]:
+    """Every setting of ``TRADE_OFF_GRID`` and every peer on the same replays: the policies no other beats
+    (the frontier of savings against regret), and for each peer whether a setting of autostop beats it."""
+    peers = {label: entry for label, entry in policies(spec).items() if label.startswith(PEERS)}
+    grid = {
+        setting_label(changes): (cross_job_policy(spec, cross_job.Policy.ASHA, **changes), True)
+        for changes in TRADE_OFF_GRID
+    }
+    summaries = pooled_replays(spec, recordings, {**grid, **peers}, stop_latency, orders=orders, seed=seed)
+    ours = [summary for summary in summaries if summary.label in grid]
+
+    def beaten_by(summary: _replay.Summary) -> list[_replay.Summary]:
+        return [other for other in summaries if other is not summary and beats(other, summary)]
+
+    shown = [summary for summary in summaries if summary.label in peers or not beaten_by(summary)]
+    shown.sort(key=lambda summary: -statistics.median(summary.saved))
+    lines = [
+        "| policy | compute saved (median) | regret (mean) | replays with regret 0 | beaten by |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for summary in shown:
+        by = sorted(
+            beaten_by(summary), key=lambda other: (other.mean_regret, -statistics.median(other.saved))
+        )
+        beaten_text = (by[0].label + (f" (and {len(by) - 1} more)" if len(by) > 1 else "")) if by else "-"
+        lines.append(
+            f"| {summary.label} | {100 * statistics.median(summary.saved):.1f}% | "
+            f"{summary.mean_regret:.4f} | {summary.regret_zero}/{len(summary.regret)} | {beaten_text} |"
+        )
+    beaten = [
+        summary.label
+        for summary in summaries
+        if summary.label in peers and any(beats(other, summary) for other in ours)
+    ]
+    unbeaten = [label for label in peers if label not in beaten]
+    return [
+        *lines,
+        "",
+        "Peers beaten by a setting of autostop (it saves at least as much, keeps the best configuration at "
+        "least as often and has no more mean regret, better on one of them): "
+        + (", ".join(beaten) if beaten else "none")
+        + ". Not beaten: "
+        + (", ".join(unbeaten) if unbeaten else "none")
+        + ".",
+    ]
 
 
 def replay_tables(
@@ -568,6 +688,9 @@ def realistic(root: Path, stop_latency: float, options: Options) -> list[str]:
             f"{sum(job.duration for job in jobs):.0f} job-seconds, best configuration "
             f"{best.name if best else '-'}"
         )
+    trade_orders, trade_seed = (
+        (options.check_orders, options.seed + 1) if options.check_orders else (options.orders, options.seed)
+    )
     return [
         "### Realistic sweep (nothing bad on purpose)",
         "",
@@ -580,6 +703,13 @@ def realistic(root: Path, stop_latency: float, options: Options) -> list[str]:
         f"charged {stop_latency:.1f} s of stop latency.",
         "",
         *replay_tables(spec, [jobs for _, jobs in recordings], stop_latency, options),
+        f"Trade-off on the {trade_orders} launch orders (seed {trade_seed}) on each recording: "
+        + TRADE_OFF_TEXT,
+        "",
+        *trade_off(
+            spec, [jobs for _, jobs in recordings], stop_latency, orders=trade_orders, seed=trade_seed
+        ),
+        "",
         *job_table(recordings),
         "",
     ]

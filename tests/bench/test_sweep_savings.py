@@ -176,3 +176,69 @@ def test_the_standing_names_the_peers_beaten_on_every_count_and_describes_the_ot
     assert "no termination" not in text
     # AND with every peer beaten, it says so
     assert sweep_savings.standing([ours, beaten]).endswith("That is every peer.")
+
+
+def summary(label: str, saved: float, regrets: tuple[float, ...]) -> _replay.Summary:
+    return _replay.Summary(label, (saved,) * len(regrets), regrets, (1,) * len(regrets))
+
+
+def test_one_policy_beats_another_only_when_no_worse_on_every_count_and_better_on_one() -> None:
+    # GIVEN a policy saving 50% with the best configuration lost once of four, mean regret 0.01
+    other = summary("other", 0.5, (0.0, 0.0, 0.0, 0.04))
+    # THEN a copy does not beat it, and neither does one saving more but losing the best more often
+    assert not sweep_savings.beats(summary("same", 0.5, (0.0, 0.0, 0.0, 0.04)), other)
+    assert not sweep_savings.beats(summary("greedy", 0.6, (0.0, 0.0, 0.01, 0.01)), other)
+    # AND one saving more with the same losses, or the same with a smaller loss, does
+    assert sweep_savings.beats(summary("more", 0.6, (0.0, 0.0, 0.0, 0.04)), other)
+    assert sweep_savings.beats(summary("closer", 0.5, (0.0, 0.0, 0.0, 0.02)), other)
+
+
+def linear_job(name: str, final: float, slope_until: int = 0) -> _replay.RecordedJob:
+    """A job of 1000 steps validated every 50; one with ``slope_until`` starts flat and overtakes later."""
+    steps = range(50, 1001, 50)
+    return _replay.RecordedJob(
+        name=name,
+        budget_steps=1000,
+        duration=110.0,
+        step_elapsed=tuple((step, 10 + 0.1 * step) for step in steps),
+        objective_curve=tuple((step, final * (0.1 if step < slope_until else step / 1000)) for step in steps),
+        final_objective=final,
+        rule_step=None,
+        rule_name=None,
+    )
+
+
+def test_the_trade_off_shows_every_peer_and_only_the_settings_nothing_beats() -> None:
+    # GIVEN a sweep of six jobs whose best configuration starts slowly
+    spec = spec_module.parse_spec(
+        {
+            "name": "trade-off",
+            "steps_per_job": 1000,
+            "hyperparameters": {"validation_interval": 50},
+            "search": {"parameters": {"learning_rate": [0.001, 0.002]}},
+            "datasets": {"shapes": {"train": "data/shards"}},
+            "rules": ["LossNotDecreasing"],
+        }
+    )
+    jobs = [linear_job(f"j{index}", 0.3 + 0.05 * index) for index in range(5)]
+    jobs.append(linear_job("slow-best", 0.9, slope_until=300))
+    # WHEN the trade-off is replayed in a few launch orders
+    lines = sweep_savings.trade_off(spec, [jobs], stop_latency=1.0, orders=3, seed=1)
+    rows = [line.split(" | ") for line in lines if line.startswith("| ") and "---" not in line][1:]
+    shown = {row[0].removeprefix("| "): row[4].removesuffix(" |") for row in rows}
+    # THEN every peer is shown, beaten or not, and every autostop setting shown is beaten by nothing
+    assert {label for label in shown if label.startswith(sweep_savings.PEERS)} == {
+        label for label in sweep_savings.policies(spec) if label.startswith(sweep_savings.PEERS)
+    }
+    assert all(by == "-" for label, by in shown.items() if label.startswith("autostop"))
+    assert len([label for label in shown if label.startswith("autostop")]) <= len(
+        sweep_savings.TRADE_OFF_GRID
+    )
+    # AND the closing sentence puts each peer on exactly one side
+    closing = lines[-1]
+    beaten, unbeaten = closing.split(". Not beaten: ")
+    for label in shown:
+        if label.startswith(sweep_savings.PEERS):
+            assert (label in beaten) != (label in unbeaten)
+            if shown[label] == "-":
+                assert label in unbeaten
