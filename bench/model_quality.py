@@ -25,7 +25,8 @@ term (``contrastive_weight`` ``CONTRASTIVE_WEIGHT``; SSIM stays the reconstructi
 Smaller runs for a quick look (they print the same report, with their own command line in it; nothing is
 written to docs/benchmarks.md): ``--train-per-family``, ``--views``, ``--steps``, ``--batch-size`` and the
 other flags shrink the data or the training, and ``--contrastive-weights 0,0.1,1`` trains only the
-view-pooled, unit-embedding model, once per weight::
+view-pooled, unit-embedding model, once per weight (and with ``--contrastive-temperatures 0.1,0.5``, each
+weight above 0 once per NT-Xent temperature)::
 
     .venv/bin/python -m bench.model_quality --train-per-family 16 --held-out-designs-per-family 8 \
         --held-out-family-designs-per-family 16 --views 6 --steps 300 --batch-size 16 \
@@ -77,6 +78,8 @@ HELD_OUT_DESIGNS_RENDER_SEED = 202
 HELD_OUT_FAMILIES_RENDER_SEED = 303
 K = 5
 CONTRASTIVE_WEIGHT = 1.0
+# The NT-Xent temperature the training container uses unless told otherwise.
+DEFAULT_TEMPERATURE = hparams.HyperParameters().contrastive_temperature
 TRAINED_SET = "held-out designs of trained families"
 UNSEEN_SET = "held-out families"
 
@@ -91,6 +94,7 @@ class Configuration:
     view_pooling: str = "none"
     normalize_embedding: bool = False
     contrastive_weight: float = 0.0
+    contrastive_temperature: float = DEFAULT_TEMPERATURE
 
     @property
     def label(self) -> str:
@@ -99,6 +103,8 @@ class Configuration:
             options.append("unit embedding")
         if self.contrastive_weight:
             options.append(f"contrastive {self.contrastive_weight:g}")
+            if self.contrastive_temperature != DEFAULT_TEMPERATURE:
+                options.append(f"temperature {self.contrastive_temperature:g}")
         return f"{self.preset}, {self.loss}" + (f" ({', '.join(options)})" if options else "")
 
     @property
@@ -107,6 +113,11 @@ class Configuration:
         return (
             f"{self.preset}-{self.loss}-{self.view_pooling}-{'unit' if self.normalize_embedding else 'raw'}"
             f"-c{self.contrastive_weight:g}"
+            + (
+                f"-t{self.contrastive_temperature:g}"
+                if self.contrastive_temperature != DEFAULT_TEMPERATURE
+                else ""
+            )
         )
 
 
@@ -204,6 +215,7 @@ def job_hyperparameters(
         view_pooling=configuration.view_pooling,
         normalize_embedding=configuration.normalize_embedding,
         contrastive_weight=configuration.contrastive_weight,
+        contrastive_temperature=configuration.contrastive_temperature,
         image_size=settings.image_size,
         num_views=settings.num_views,
         steps=settings.steps,
@@ -536,8 +548,12 @@ def main(settings: Settings | None = None) -> str:
         return report(settings, results)
 
 
-def contrastive_probe(weights: Sequence[float]) -> tuple[Configuration, ...]:
-    """The view-pooled, unit-embedding model with SSIM at each contrastive weight (0: reconstruction only)."""
+def contrastive_probe(
+    weights: Sequence[float],
+    temperatures: Sequence[float] = (DEFAULT_TEMPERATURE,),
+) -> tuple[Configuration, ...]:
+    """The view-pooled, unit-embedding model with SSIM at each contrastive weight (0: reconstruction only)
+    and, with a contrastive term, each of its temperatures."""
     return tuple(
         Configuration(
             "optimized",
@@ -546,8 +562,10 @@ def contrastive_probe(weights: Sequence[float]) -> tuple[Configuration, ...]:
             view_pooling="mean",
             normalize_embedding=True,
             contrastive_weight=weight,
+            contrastive_temperature=temperature,
         )
         for weight in weights
+        for temperature in (temperatures if weight else temperatures[:1])
     )
 
 
@@ -575,13 +593,28 @@ def settings_from_arguments(argv: Sequence[str]) -> Settings:
         metavar="W,W,...",
         help="train only the mean-pooled, unit-embedding SSIM model, once per contrastive weight",
     )
+    parser.add_argument(
+        "--contrastive-temperatures",
+        default=None,
+        metavar="T,T,...",
+        help="with --contrastive-weights: train each weight > 0 once per NT-Xent temperature",
+    )
     arguments = parser.parse_args(list(argv))
     configurations = defaults.configurations
+    if arguments.contrastive_temperatures is not None and arguments.contrastive_weights is None:
+        parser.error("--contrastive-temperatures goes with --contrastive-weights")
     if arguments.contrastive_weights is not None:
         weights = [float(weight) for weight in arguments.contrastive_weights.split(",") if weight.strip()]
         if not weights or min(weights) < 0:
             parser.error(f"--contrastive-weights must be weights >= 0, got {arguments.contrastive_weights!r}")
-        configurations = contrastive_probe(weights)
+        temperatures = [
+            float(value) for value in (arguments.contrastive_temperatures or "").split(",") if value.strip()
+        ] or [DEFAULT_TEMPERATURE]
+        if min(temperatures) <= 0:
+            parser.error(
+                f"--contrastive-temperatures must be > 0, got {arguments.contrastive_temperatures!r}"
+            )
+        configurations = contrastive_probe(weights, temperatures)
     return Settings(
         train_per_family=arguments.train_per_family,
         held_out_designs_per_family=arguments.held_out_designs_per_family,

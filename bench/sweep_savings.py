@@ -553,10 +553,13 @@ def trade_off(
     *,
     orders: int,
     seed: int,
+    peers: Mapping[str, tuple[Callable[[], _replay.Policy], bool]] | None = None,
 ) -> list[str]:
-    """Every setting of ``TRADE_OFF_GRID`` and every peer on the same replays: the policies no other beats
-    (the frontier of savings against regret), and for each peer whether a setting of autostop beats it."""
-    peers = {label: entry for label, entry in policies(spec).items() if label.startswith(PEERS)}
+    """Every setting of ``TRADE_OFF_GRID`` and every peer (default: those of ``policies``) on the same
+    replays: the policies no other beats (the frontier of savings against regret), and for each peer
+    whether a setting of autostop beats it."""
+    if peers is None:
+        peers = {label: entry for label, entry in policies(spec).items() if label.startswith(PEERS)}
     grid = {
         setting_label(changes): (cross_job_policy(spec, cross_job.Policy.ASHA, **changes), True)
         for changes in TRADE_OFF_GRID

@@ -38,3 +38,37 @@ def test_a_contrastive_probe_trains_one_model_per_weight_on_smaller_data() -> No
 def test_negative_weights_are_refused() -> None:
     with pytest.raises(SystemExit):
         model_quality.settings_from_arguments(["--contrastive-weights", "-1"])
+
+
+def test_a_temperature_probe_trains_each_contrastive_weight_once_per_temperature() -> None:
+    # GIVEN a probe of two weights (one of them no contrastive term) at two temperatures
+    argv = ["--contrastive-weights", "0,1", "--contrastive-temperatures", "0.1,0.5"]
+    # WHEN it is parsed
+    configurations = model_quality.settings_from_arguments(argv).configurations
+    # THEN the model without the term is trained once, the other once per temperature, in its own folder
+    assert [(item.contrastive_weight, item.contrastive_temperature) for item in configurations] == [
+        (0.0, 0.1),
+        (1.0, 0.1),
+        (1.0, 0.5),
+    ]
+    assert len({item.name for item in configurations}) == 3
+    assert "temperature 0.5" in configurations[2].label
+    assert "temperature" not in configurations[1].label  # the container's default, as the committed table
+    assert (
+        model_quality.job_hyperparameters(
+            model_quality.Settings(), configurations[2], 1e-3
+        ).contrastive_temperature
+        == 0.5
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--contrastive-temperatures", "0.5"],
+        ["--contrastive-weights", "1", "--contrastive-temperatures", "0"],
+    ],
+)
+def test_a_temperature_without_a_weight_or_not_positive_is_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        model_quality.settings_from_arguments(argv)
