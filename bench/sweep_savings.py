@@ -514,14 +514,7 @@ def standing(summaries: Sequence[_replay.Summary], *, label: str = AUTOSTOP) -> 
             f"{summary.regret_zero}/{len(summary.regret)} replays, mean regret {summary.mean_regret:.4f}"
         )
 
-    saved = statistics.median(ours.saved)
-    beaten = [
-        peer
-        for peer in peers
-        if saved >= statistics.median(peer.saved)
-        and ours.regret_zero >= peer.regret_zero
-        and ours.mean_regret <= peer.mean_regret
-    ]
+    beaten = [peer for peer in peers if no_worse(ours, peer)]
     others = [peer for peer in peers if peer not in beaten]
     text = f"{label}: {described(ours)}. "
     if beaten:
@@ -534,16 +527,19 @@ def standing(summaries: Sequence[_replay.Summary], *, label: str = AUTOSTOP) -> 
     return text + "Not so against: " + "; ".join(f"{peer.label}: {described(peer)}" for peer in others) + "."
 
 
-def beats(one: _replay.Summary, other: _replay.Summary) -> bool:
+def no_worse(one: _replay.Summary, other: _replay.Summary) -> bool:
     """``one`` saves at least as much (median), keeps the best configuration at least as often and has no
-    more mean regret than ``other``, and is better on one of the three."""
-    saved, other_saved = statistics.median(one.saved), statistics.median(other.saved)
-    at_least = (
-        saved >= other_saved and one.regret_zero >= other.regret_zero and one.mean_regret <= other.mean_regret
+    more mean regret than ``other``."""
+    return (
+        statistics.median(one.saved) >= statistics.median(other.saved)
+        and one.regret_zero >= other.regret_zero
+        and one.mean_regret <= other.mean_regret
     )
-    return at_least and (
-        saved > other_saved or one.regret_zero > other.regret_zero or one.mean_regret < other.mean_regret
-    )
+
+
+def beats(one: _replay.Summary, other: _replay.Summary) -> bool:
+    """``one`` is no worse than ``other`` on the three counts and better on one of them."""
+    return no_worse(one, other) and not no_worse(other, one)
 
 
 def trade_off(
