@@ -404,20 +404,20 @@ def policies(spec: spec_module.SweepSpec) -> dict[str, tuple[Callable[[], _repla
     budget = spec.steps_per_job
     first_report = validation_interval(spec)
 
-    def cross(policy: cross_job.Policy, **changes: int | bool) -> Callable[[], _replay.Policy]:
-        return cross_job_policy(spec, policy, **changes)
-
     def pruner(make: Callable[[], object]) -> Callable[[], _replay.Policy]:
         return lambda: _replay.OptunaPruner(make, goal)
 
     return {
         "no termination": (_replay.NoStopping, False),
         "autostop per-job rules": (_replay.NoStopping, True),
-        "autostop cross-job ASHA + rules": (cross(cross_job.Policy.ASHA), True),
-        "autostop cross-job median + rules": (cross(cross_job.Policy.MEDIAN), True),
+        "autostop cross-job ASHA + rules": (cross_job_policy(spec, cross_job.Policy.ASHA), True),
+        "autostop cross-job median + rules": (cross_job_policy(spec, cross_job.Policy.MEDIAN), True),
         # autostop's defaults changed one at a time, to show what each is worth on the same curves.
         **{
-            f"autostop cross-job ASHA + rules, {label}": (cross(cross_job.Policy.ASHA, **change), True)
+            f"autostop cross-job ASHA + rules, {label}": (
+                cross_job_policy(spec, cross_job.Policy.ASHA, **change),
+                True,
+            )
             for label, change in ASHA_CHANGES
         },
         "Optuna MedianPruner (defaults: 5 start-up trials)": (
@@ -483,16 +483,8 @@ def pooled_replays(
     return [_replay.pooled(replays) for replays in zip(*per_recording, strict=True)]
 
 
-def replay_table(
-    spec: spec_module.SweepSpec,
-    recordings: Sequence[Sequence[_replay.RecordedJob]],
-    stop_latency: float,
-    *,
-    orders: int,
-    seed: int,
-) -> list[str]:
-    """Every policy replayed on every recording in the same ``orders`` launch orders, pooled per policy."""
-    summaries = pooled_replays(spec, recordings, policies(spec), stop_latency, orders=orders, seed=seed)
+def replay_table(summaries: Sequence[_replay.Summary]) -> list[str]:
+    """The pooled replays of every policy as a table, and where autostop stands."""
     return [
         *_replay.HEADER,
         *("| " + " | ".join(summary.row()) + " |" for summary in summaries),
@@ -549,24 +541,23 @@ def trade_off(
     *,
     orders: int,
     seed: int,
-    peers: Mapping[str, tuple[Callable[[], _replay.Policy], bool]] | None = None,
+    replayed: Sequence[_replay.Summary],
 ) -> list[str]:
-    """Every setting of ``TRADE_OFF_GRID`` and every peer (default: those of ``policies``) on the same
-    replays: the policies no other beats (the frontier of savings against regret), and for each peer
-    whether a setting of autostop beats it."""
-    if peers is None:
-        peers = {label: entry for label, entry in policies(spec).items() if label.startswith(PEERS)}
+    """Every setting of ``TRADE_OFF_GRID`` beside the peers of ``replayed`` (already replayed on the same
+    ``orders`` and ``seed``): the policies no other beats (the frontier of savings against regret), and for
+    each peer whether a setting of autostop beats it."""
+    peers = [summary for summary in replayed if summary.label.startswith(PEERS)]
     grid = {
         setting_label(changes): (cross_job_policy(spec, cross_job.Policy.ASHA, **changes), True)
         for changes in TRADE_OFF_GRID
     }
-    summaries = pooled_replays(spec, recordings, {**grid, **peers}, stop_latency, orders=orders, seed=seed)
-    ours = [summary for summary in summaries if summary.label in grid]
-
-    def beaten_by(summary: _replay.Summary) -> list[_replay.Summary]:
-        return [other for other in summaries if other is not summary and beats(other, summary)]
-
-    shown = [summary for summary in summaries if summary.label in peers or not beaten_by(summary)]
+    ours = pooled_replays(spec, recordings, grid, stop_latency, orders=orders, seed=seed)
+    summaries = [*ours, *peers]
+    beaten_by = {
+        summary.label: [other for other in summaries if other is not summary and beats(other, summary)]
+        for summary in summaries
+    }
+    shown = [summary for summary in summaries if summary in peers or not beaten_by[summary.label]]
     shown.sort(key=lambda summary: -statistics.median(summary.saved))
     lines = [
         "| policy | compute saved (median) | regret (mean) | replays with regret 0 | beaten by |",
@@ -574,19 +565,15 @@ def trade_off(
     ]
     for summary in shown:
         by = sorted(
-            beaten_by(summary), key=lambda other: (other.mean_regret, -statistics.median(other.saved))
+            beaten_by[summary.label], key=lambda other: (other.mean_regret, -statistics.median(other.saved))
         )
         beaten_text = (by[0].label + (f" (and {len(by) - 1} more)" if len(by) > 1 else "")) if by else "-"
         lines.append(
             f"| {summary.label} | {100 * statistics.median(summary.saved):.1f}% | "
             f"{summary.mean_regret:.4f} | {summary.regret_zero}/{len(summary.regret)} | {beaten_text} |"
         )
-    beaten = [
-        summary.label
-        for summary in summaries
-        if summary.label in peers and any(beats(other, summary) for other in ours)
-    ]
-    unbeaten = [label for label in peers if label not in beaten]
+    beaten = [peer.label for peer in peers if any(other in ours for other in beaten_by[peer.label])]
+    unbeaten = [peer.label for peer in peers if peer.label not in beaten]
     return [
         *lines,
         "",
@@ -599,29 +586,45 @@ def trade_off(
     ]
 
 
+def widest_orders(options: Options) -> tuple[int, int]:
+    """The launch orders (count, seed) of the largest replay: the check's, else the section's own."""
+    if options.check_orders:
+        return options.check_orders, options.seed + 1
+    return options.orders, options.seed
+
+
 def replay_tables(
     spec: spec_module.SweepSpec,
     recordings: Sequence[Sequence[_replay.RecordedJob]],
     stop_latency: float,
     options: Options,
-) -> list[str]:
+) -> tuple[list[str], list[_replay.Summary]]:
     """The launch orders of the section (``--orders``, ``--seed``), then the larger check on other orders;
-    with several recordings, each order is replayed on each (a row pools them all)."""
+    with several recordings, each order is replayed on each (a row pools them all). Also returns the
+    replays on ``widest_orders``, for the trade-off to reuse."""
     each = f" on each of the {len(recordings)} recordings" if len(recordings) > 1 else ""
+    replayed = policies(spec)
+    summaries = pooled_replays(
+        spec, recordings, replayed, stop_latency, orders=options.orders, seed=options.seed
+    )
     lines = [
         f"{options.orders} launch orders (seed {options.seed}){each}, {REPLAY_PARALLEL} jobs at a time:",
         "",
-        *replay_table(spec, recordings, stop_latency, orders=options.orders, seed=options.seed),
+        *replay_table(summaries),
         "",
     ]
     if options.check_orders:
+        check_orders, check_seed = widest_orders(options)
+        summaries = pooled_replays(
+            spec, recordings, replayed, stop_latency, orders=check_orders, seed=check_seed
+        )
         lines += [
-            f"Check on {options.check_orders} other launch orders (seed {options.seed + 1}){each}:",
+            f"Check on {check_orders} other launch orders (seed {check_seed}){each}:",
             "",
-            *replay_table(spec, recordings, stop_latency, orders=options.check_orders, seed=options.seed + 1),
+            *replay_table(summaries),
             "",
         ]
-    return lines
+    return lines, summaries
 
 
 def start_up_text(jobs: Sequence[_replay.RecordedJob]) -> str:
@@ -687,9 +690,9 @@ def realistic(root: Path, stop_latency: float, options: Options) -> list[str]:
             f"{sum(job.duration for job in jobs):.0f} job-seconds, best configuration "
             f"{best.name if best else '-'}"
         )
-    trade_orders, trade_seed = (
-        (options.check_orders, options.seed + 1) if options.check_orders else (options.orders, options.seed)
-    )
+    replayed_recordings = [jobs for _, jobs in recordings]
+    tables, widest = replay_tables(spec, replayed_recordings, stop_latency, options)
+    trade_orders, trade_seed = widest_orders(options)
     return [
         "### Realistic sweep (nothing bad on purpose)",
         "",
@@ -701,12 +704,12 @@ def realistic(root: Path, stop_latency: float, options: Options) -> list[str]:
         + f". The time to the first logged step is start-up and the load of the machine. Stopped jobs are "
         f"charged {stop_latency:.1f} s of stop latency.",
         "",
-        *replay_tables(spec, [jobs for _, jobs in recordings], stop_latency, options),
+        *tables,
         f"Trade-off on the {trade_orders} launch orders (seed {trade_seed}) on each recording: "
         + TRADE_OFF_TEXT,
         "",
         *trade_off(
-            spec, [jobs for _, jobs in recordings], stop_latency, orders=trade_orders, seed=trade_seed
+            spec, replayed_recordings, stop_latency, orders=trade_orders, seed=trade_seed, replayed=widest
         ),
         "",
         *job_table(recordings),
@@ -778,7 +781,7 @@ def pathological(root: Path, options: Options) -> tuple[list[str], float]:
         f"{100 * (1 - floor / sum(job.duration for job in jobs)):.1f}% of this recording: the best job runs "
         "its budget and every other job at least to its first logged step." + own_section(spec),
         "",
-        *replay_tables(spec, [jobs], stop_latency, options),
+        *replay_tables(spec, [jobs], stop_latency, options)[0],
     ]
     return lines, stop_latency
 

@@ -226,8 +226,9 @@ def test_the_trade_off_shows_every_peer_and_only_the_settings_nothing_beats() ->
     peers = {
         label: entry for label, entry in sweep_savings.policies(spec).items() if label.startswith("Optuna")
     }
-    # WHEN the trade-off is replayed in a few launch orders
-    lines = sweep_savings.trade_off(spec, [jobs], stop_latency=1.0, orders=3, seed=1, peers=peers)
+    # WHEN the trade-off is replayed in a few launch orders, beside the peers replayed on the same orders
+    replayed = sweep_savings.pooled_replays(spec, [jobs], peers, 1.0, orders=3, seed=1)
+    lines = sweep_savings.trade_off(spec, [jobs], stop_latency=1.0, orders=3, seed=1, replayed=replayed)
     rows = [line.split(" | ") for line in lines if line.startswith("| ") and "---" not in line][1:]
     shown = {row[0].removeprefix("| "): row[4].removesuffix(" |") for row in rows}
     # THEN every peer is shown, beaten or not, and every autostop setting shown is beaten by nothing
